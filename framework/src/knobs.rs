@@ -35,7 +35,12 @@ pub enum Binding {
 
 impl Binding {
     /// All binding classes, in a stable order (used for reports).
-    pub const ALL: [Binding; 4] = [Binding::AudioThread, Binding::Decoder, Binding::Sampling, Binding::Control];
+    pub const ALL: [Binding; 4] = [
+        Binding::AudioThread,
+        Binding::Decoder,
+        Binding::Sampling,
+        Binding::Control,
+    ];
 
     /// Stable snake_case name, as used in reports.
     pub fn as_str(self) -> &'static str {
@@ -68,7 +73,15 @@ pub struct KnobSpec {
 
 impl KnobSpec {
     /// A continuous knob.
-    pub fn new(id: &str, name: &str, unit: &str, min: f32, max: f32, default: f32, binding: Binding) -> Self {
+    pub fn new(
+        id: &str,
+        name: &str,
+        unit: &str,
+        min: f32,
+        max: f32,
+        default: f32,
+        binding: Binding,
+    ) -> Self {
         Self {
             id: id.into(),
             name: name.into(),
@@ -89,14 +102,29 @@ impl KnobSpec {
 
     /// A 0/1 switch.
     pub fn toggle(id: &str, name: &str, default: bool, binding: Binding) -> Self {
-        Self::new(id, name, "", 0.0, 1.0, if default { 1.0 } else { 0.0 }, binding).stepped(1.0)
+        Self::new(
+            id,
+            name,
+            "",
+            0.0,
+            1.0,
+            if default { 1.0 } else { 0.0 },
+            binding,
+        )
+        .stepped(1.0)
     }
 
     /// Brings any value (NaN included) into range and onto the step grid.
     pub fn clamp(&self, v: f32) -> f32 {
-        let v = if v.is_nan() { self.default } else { v.clamp(self.min, self.max) };
+        let v = if v.is_nan() {
+            self.default
+        } else {
+            v.clamp(self.min, self.max)
+        };
         match self.step {
-            Some(s) if s > 0.0 => (self.min + ((v - self.min) / s).round() * s).clamp(self.min, self.max),
+            Some(s) if s > 0.0 => {
+                (self.min + ((v - self.min) / s).round() * s).clamp(self.min, self.max)
+            }
             _ => v,
         }
     }
@@ -109,7 +137,11 @@ impl KnobSpec {
                 self.id,
                 self.min,
                 self.max,
-                if self.unit.is_empty() { String::new() } else { format!(" {}", self.unit) }
+                if self.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", self.unit)
+                }
             ));
         }
         Ok(self.clamp(v as f32))
@@ -204,7 +236,10 @@ impl KnobSnapshot {
 
     /// Full entry (value, timestamp, version) of knob `id`.
     pub fn entry(&self, id: &str) -> Option<&KnobValue> {
-        self.specs.iter().position(|s| s.id == id).map(|i| &self.values[i])
+        self.specs
+            .iter()
+            .position(|s| s.id == id)
+            .map(|i| &self.values[i])
     }
 
     /// Iterates over `(spec, value)` pairs in registration order.
@@ -234,17 +269,32 @@ impl KnobBus {
                 return Err(format!("knob `{}` is registered twice", s.id));
             }
             if !(s.min <= s.default && s.default <= s.max) {
-                return Err(format!("knob `{}`: default {} outside {} ..= {}", s.id, s.default, s.min, s.max));
+                return Err(format!(
+                    "knob `{}`: default {} outside {} ..= {}",
+                    s.id, s.default, s.min, s.max
+                ));
             }
         }
         let specs: Arc<[KnobSpec]> = specs.into();
         let cells = specs.iter().map(|s| LatestCell::new(s.default)).collect();
         let values = specs
             .iter()
-            .map(|s| KnobValue { value: s.default, changed_at: 0, version: 0 })
+            .map(|s| KnobValue {
+                value: s.default,
+                changed_at: 0,
+                version: 0,
+            })
             .collect();
-        let snap = KnobSnapshot { specs: specs.clone(), values, generation: 0 };
-        Ok(Arc::new(Self { specs, cells, current: ArcSwap::from_pointee(snap) }))
+        let snap = KnobSnapshot {
+            specs: specs.clone(),
+            values,
+            generation: 0,
+        };
+        Ok(Arc::new(Self {
+            specs,
+            cells,
+            current: ArcSwap::from_pointee(snap),
+        }))
     }
 
     pub fn specs(&self) -> &[KnobSpec] {
@@ -302,11 +352,19 @@ impl KnobBus {
                 if version == prev.version {
                     *prev
                 } else {
-                    KnobValue { value, changed_at: stamp, version }
+                    KnobValue {
+                        value,
+                        changed_at: stamp,
+                        version,
+                    }
                 }
             })
             .collect();
-        let snap = KnobSnapshot { specs: self.specs.clone(), values, generation: old.generation + 1 };
+        let snap = KnobSnapshot {
+            specs: self.specs.clone(),
+            values,
+            generation: old.generation + 1,
+        };
         self.current.store(Arc::new(snap));
         true
     }
@@ -323,7 +381,15 @@ mod tests {
 
     fn bus() -> Arc<KnobBus> {
         KnobBus::new(vec![
-            KnobSpec::new("temperature", "Temperature", "", 0.0, 2.0, 0.8, Binding::Sampling),
+            KnobSpec::new(
+                "temperature",
+                "Temperature",
+                "",
+                0.0,
+                2.0,
+                0.8,
+                Binding::Sampling,
+            ),
             KnobSpec::new("top_k", "Top-k", "", 1.0, 2048.0, 250.0, Binding::Sampling).stepped(1.0),
         ])
         .unwrap()
@@ -367,12 +433,19 @@ mod tests {
         let bus = bus();
         let before = bus.snapshot();
         assert!(!bus.publish());
-        assert!(Arc::ptr_eq(&before, &bus.snapshot()), "no new snapshot for no change");
+        assert!(
+            Arc::ptr_eq(&before, &bus.snapshot()),
+            "no new snapshot for no change"
+        );
         bus.set_by_id("top_k", 40.4, 7).unwrap();
         assert!(bus.publish());
         let after = bus.snapshot();
         assert_eq!(after.generation, 1);
-        assert_eq!(after.get("top_k"), Some(40.0), "stepped knob lands on the grid");
+        assert_eq!(
+            after.get("top_k"),
+            Some(40.0),
+            "stepped knob lands on the grid"
+        );
         assert!(!bus.publish());
         assert!(Arc::ptr_eq(&after, &bus.snapshot()));
     }
@@ -389,7 +462,10 @@ mod tests {
         assert!(bus.set_by_id("nope", 1.0, 0).unwrap_err().contains("nope"));
         let spec = &bus.specs()[0];
         let err = spec.validate(3.0).unwrap_err();
-        assert!(err.contains("temperature") && err.contains("0 ..= 2"), "{err}");
+        assert!(
+            err.contains("temperature") && err.contains("0 ..= 2"),
+            "{err}"
+        );
     }
 
     #[test]

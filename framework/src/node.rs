@@ -44,13 +44,24 @@ pub struct PortSpec {
 
 impl PortSpec {
     pub fn audio(name: &str, sample_rate: f64) -> Self {
-        Self { name: name.into(), kind: PortKind::Audio { sample_rate } }
+        Self {
+            name: name.into(),
+            kind: PortKind::Audio { sample_rate },
+        }
     }
     pub fn codes(name: &str, codebooks: usize) -> Self {
-        Self { name: name.into(), kind: PortKind::Codes { codebooks } }
+        Self {
+            name: name.into(),
+            kind: PortKind::Codes { codebooks },
+        }
     }
     pub fn custom(name: &str, type_name: &str) -> Self {
-        Self { name: name.into(), kind: PortKind::Custom { type_name: type_name.into() } }
+        Self {
+            name: name.into(),
+            kind: PortKind::Custom {
+                type_name: type_name.into(),
+            },
+        }
     }
 }
 
@@ -129,10 +140,15 @@ impl Payload {
     /// Downcasts a custom payload.
     pub fn any<T: 'static>(&self) -> Result<&T, NodeError> {
         match self {
-            Payload::Any(b) => b
-                .downcast_ref::<T>()
-                .ok_or_else(|| NodeError::new(format!("custom payload is not a {}", std::any::type_name::<T>()))),
-            other => Err(NodeError::new(format!("expected custom payload, got {other:?}"))),
+            Payload::Any(b) => b.downcast_ref::<T>().ok_or_else(|| {
+                NodeError::new(format!(
+                    "custom payload is not a {}",
+                    std::any::type_name::<T>()
+                ))
+            }),
+            other => Err(NodeError::new(format!(
+                "expected custom payload, got {other:?}"
+            ))),
         }
     }
 
@@ -186,7 +202,12 @@ pub trait Node: Send + 'static {
 
     /// Processes one frame: reads `inputs`, fills `outputs` (same lengths as the
     /// declared ports). Frames arrive strictly in order.
-    fn process(&mut self, cx: &FrameContext, inputs: &[Payload], outputs: &mut [Payload]) -> Result<(), NodeError>;
+    fn process(
+        &mut self,
+        cx: &FrameContext,
+        inputs: &[Payload],
+        outputs: &mut [Payload],
+    ) -> Result<(), NodeError>;
 
     /// Drops all streaming state, as if no frame had been processed.
     fn reset(&mut self) {}

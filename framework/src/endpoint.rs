@@ -1,0 +1,550 @@
+//! The audio endpoint: the only part of Antiphon the audio thread touches.
+//!
+//! [`endpoint`] makes a pair:
+//!
+//! * [`AudioSide`], owned by the audio callback. Per block it mixes the input down
+//!   to mono, sanitises it and pushes it into a fixed-capacity input ring; pulls
+//!   generated audio from a fixed-capacity output ring (or gap-fills when it is
+//!   empty); applies the output-stage knobs (gain, dry/wet, bypass)
+//!   sample-accurately with smoothing; and records counters. It never allocates,
+//!   locks, makes a syscall, logs, or loops beyond the block length.
+//! * [`GenSide`], owned by generation: reads captured input, writes generated
+//!   audio, and sees how much audio is queued ahead of the playhead (the lead).
+//!
+//! Both rings are `rtrb` SPSC rings of mono `f32` samples at the device rate.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtrb::{Consumer, Producer, RingBuffer};
+
+use crate::denormals::DenormalGuard;
+use crate::gapfill::GapFill;
+use crate::smoothing::Smoothed;
+use crate::telemetry::Histogram;
+
+/// Largest sub-block processed at once; longer host blocks are split, so any
+/// block size works with fixed scratch memory.
+const CHUNK: usize = 512;
+
+/// Endpoint settings, fixed for the endpoint's life (make a new one on a
+/// sample-rate change).
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Device sample rate in Hz (fractional allowed), 1 Hz … 1 MHz.
+    pub sample_rate: f64,
+    /// Input ring capacity in seconds of audio.
+    pub input_seconds: f64,
+    /// Output ring capacity in seconds of audio (the most lead that can exist).
+    pub output_seconds: f64,
+    /// Ramp time of gain, dry/wet and bypass changes.
+    pub smoothing_ms: f32,
+    /// Fade out/in length around a gap fill.
+    pub crossfade_ms: f32,
+}
+
+impl EndpointConfig {
+    pub fn new(sample_rate: f64) -> Self {
+        Self {
+            sample_rate,
+            input_seconds: 2.0,
+            output_seconds: 4.0,
+            smoothing_ms: 5.0,
+            crossfade_ms: 3.0,
+        }
+    }
+
+    fn samples(&self, seconds: f64) -> usize {
+        (self.rate() * seconds)
+            .ceil()
+            .clamp(CHUNK as f64, 64.0 * 1024.0 * 1024.0) as usize
+    }
+
+    /// The sample rate, sanitised (a nonsense rate becomes 48 kHz rather than a panic).
+    pub fn rate(&self) -> f64 {
+        if self.sample_rate.is_finite() && (1.0..=1.0e6).contains(&self.sample_rate) {
+            self.sample_rate
+        } else {
+            48_000.0
+        }
+    }
+}
+
+/// Output-stage parameters the audio thread applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputParam {
+    /// Output gain in dB (−∞ … +24; ≤ −100 dB is silence).
+    GainDb,
+    /// Dry/wet mix, 0 = input only, 1 = model only.
+    Mix,
+    /// Bypass: 1 = pass the input through untouched (crossfaded), 0 = process.
+    Bypass,
+}
+
+/// A timestamped output-knob change: takes effect at sample `offset` of the block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutputEvent {
+    pub offset: u32,
+    pub param: OutputParam,
+    pub value: f32,
+}
+
+/// Counters shared between the audio thread (writer) and everyone else (readers).
+/// All plain atomics: the audio thread only ever stores.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// Audio clock: samples processed since creation (the timestamp base of knob changes).
+    pub samples: AtomicU64,
+    pub callbacks: AtomicU64,
+    /// Callbacks in which at least one sample was gap-filled after audio had started.
+    pub underrun_callbacks: AtomicU64,
+    /// Samples played from gap fill after audio had started.
+    pub gap_samples: AtomicU64,
+    /// Input samples lost because generation did not read them in time.
+    pub input_dropped: AtomicU64,
+    /// NaN/±Inf input samples replaced by 0.
+    pub nonfinite_in: AtomicU64,
+    /// NaN/±Inf generated samples replaced by 0.
+    pub nonfinite_out: AtomicU64,
+    /// Generated samples queued ahead of the playhead after the last callback.
+    pub queued: AtomicU64,
+    /// Audio clock of the first generated sample played (u64::MAX until then).
+    pub first_output_at: AtomicU64,
+    /// Set once generated audio has been played (underruns count from then).
+    pub started: AtomicBool,
+    /// Callback duration histogram (ms).
+    pub callback_ms: Histogram,
+}
+
+impl EndpointStats {
+    fn new() -> Self {
+        Self {
+            first_output_at: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        }
+    }
+
+    fn bump(c: &AtomicU64, by: u64) {
+        if by > 0 {
+            c.store(c.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+        }
+    }
+
+    /// Current audio clock in samples.
+    pub fn clock(&self) -> u64 {
+        self.samples.load(Ordering::Acquire)
+    }
+}
+
+/// The audio-thread half. See the module docs.
+pub struct AudioSide {
+    rate: f64,
+    to_gen: Producer<f32>,
+    from_gen: Consumer<f32>,
+    gain: Smoothed,
+    mix: Smoothed,
+    bypass: Smoothed,
+    gap: GapFill,
+    stats: Arc<EndpointStats>,
+    mono: Box<[f32; CHUNK]>,
+    wet: Box<[f32; CHUNK]>,
+    started: bool,
+}
+
+/// The generation half. See the module docs.
+pub struct GenSide {
+    from_audio: Consumer<f32>,
+    to_audio: Producer<f32>,
+    stats: Arc<EndpointStats>,
+    rate: f64,
+}
+
+/// Creates a connected endpoint pair. All memory is allocated here, none later.
+pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
+    let rate = cfg.rate();
+    let (in_tx, in_rx) = RingBuffer::new(cfg.samples(cfg.input_seconds));
+    let (out_tx, out_rx) = RingBuffer::new(cfg.samples(cfg.output_seconds));
+    let stats = Arc::new(EndpointStats::new());
+    let ramp = Smoothed::ramp_for(cfg.smoothing_ms, rate);
+    let audio = AudioSide {
+        rate,
+        to_gen: in_tx,
+        from_gen: out_rx,
+        gain: Smoothed::new(1.0, ramp),
+        mix: Smoothed::new(1.0, ramp),
+        bypass: Smoothed::new(0.0, ramp),
+        gap: GapFill::new(Smoothed::ramp_for(cfg.crossfade_ms, rate).max(1)),
+        stats: stats.clone(),
+        mono: Box::new([0.0; CHUNK]),
+        wet: Box::new([0.0; CHUNK]),
+        started: false,
+    };
+    let gen = GenSide {
+        from_audio: in_rx,
+        to_audio: out_tx,
+        stats,
+        rate,
+    };
+    (audio, gen)
+}
+
+#[inline]
+fn db_to_gain(db: f32) -> f32 {
+    if db <= -100.0 || db.is_nan() {
+        0.0
+    } else {
+        10f32.powf(db.min(24.0) / 20.0)
+    }
+}
+
+#[inline]
+fn finite_or_zero(x: f32, bad: &mut u64) -> f32 {
+    if x.is_finite() {
+        x
+    } else {
+        *bad += 1;
+        0.0
+    }
+}
+
+impl AudioSide {
+    pub fn stats(&self) -> &Arc<EndpointStats> {
+        &self.stats
+    }
+
+    pub fn sample_rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Sets an output parameter immediately (ramped), e.g. on activation from saved state.
+    pub fn set_param(&mut self, param: OutputParam, value: f32) {
+        self.apply(OutputEvent {
+            offset: 0,
+            param,
+            value,
+        });
+    }
+
+    #[inline]
+    fn apply(&mut self, ev: OutputEvent) {
+        match ev.param {
+            OutputParam::GainDb => self.gain.set_target(db_to_gain(ev.value)),
+            OutputParam::Mix => self.mix.set_target(ev.value.clamp(0.0, 1.0)),
+            OutputParam::Bypass => self
+                .bypass
+                .set_target(if ev.value >= 0.5 { 1.0 } else { 0.0 }),
+        }
+    }
+
+    /// Drops queued generated audio and smoothing/gap state (host reset).
+    /// Bounded: skips at most the ring's capacity in one chunk.
+    pub fn reset(&mut self) {
+        let n = self.from_gen.slots();
+        if let Ok(chunk) = self.from_gen.read_chunk(n) {
+            chunk.commit_all();
+        }
+        self.gap.reset();
+        self.gain.reset(self.gain.target());
+        self.mix.reset(self.mix.target());
+        self.bypass.reset(self.bypass.target());
+        self.started = false;
+    }
+
+    /// Processes one block in place: `channels` hold the input on entry and the
+    /// output on return. Any channel count (0 included) and any block length work;
+    /// channels of unequal length are processed up to the shortest. `events` must
+    /// be sorted by offset; offsets past the block apply at its last sample.
+    pub fn process<C: AsMut<[f32]>>(&mut self, channels: &mut [C], events: &[OutputEvent]) {
+        let _ftz = DenormalGuard::new();
+        // Instant::now reads the vDSO clock: no kernel entry.
+        let t0 = Instant::now();
+        let n = channels
+            .iter_mut()
+            .map(|c| c.as_mut().len())
+            .min()
+            .unwrap_or(0);
+        let mut ev = 0;
+        let mut gap_samples = 0u64;
+        let mut bad_in = 0u64;
+        let mut bad_out = 0u64;
+        let mut dropped = 0u64;
+        let mut first_out: Option<u64> = None;
+        let clock0 = self.stats.samples.load(Ordering::Relaxed);
+        let inv_ch = if channels.is_empty() {
+            0.0
+        } else {
+            1.0 / channels.len() as f32
+        };
+
+        let mut start = 0;
+        while start < n {
+            let len = (n - start).min(CHUNK);
+            // 1. Mono mix-down, sanitised, into the input ring.
+            for i in 0..len {
+                let mut acc = 0.0;
+                for ch in channels.iter_mut() {
+                    let ch = ch.as_mut();
+                    let x = finite_or_zero(ch[start + i], &mut bad_in);
+                    ch[start + i] = x; // the dry path is sanitised too
+                    acc += x;
+                }
+                self.mono[i] = acc * inv_ch;
+            }
+            let room = self.to_gen.slots().min(len);
+            if let Ok(mut chunk) = self.to_gen.write_chunk(room) {
+                let (a, b) = chunk.as_mut_slices();
+                a.copy_from_slice(&self.mono[..a.len()]);
+                b.copy_from_slice(&self.mono[a.len()..a.len() + b.len()]);
+                chunk.commit_all();
+            }
+            dropped += (len - room) as u64;
+
+            // 2. Generated audio, as much as is there.
+            let avail = self.from_gen.slots().min(len);
+            if let Ok(chunk) = self.from_gen.read_chunk(avail) {
+                let (a, b) = chunk.as_slices();
+                self.wet[..a.len()].copy_from_slice(a);
+                self.wet[a.len()..a.len() + b.len()].copy_from_slice(b);
+                chunk.commit_all();
+            }
+            if avail > 0 && !self.started {
+                self.started = true;
+                first_out = Some(clock0 + start as u64);
+            }
+
+            // 3. Per sample: knob events, gap fill, mix.
+            for i in 0..len {
+                let at = (start + i) as u32;
+                while ev < events.len()
+                    && (events[ev].offset <= at
+                        || (events[ev].offset as usize >= n && start + i + 1 == n))
+                {
+                    self.apply(events[ev]);
+                    ev += 1;
+                }
+                let wet = if i < avail {
+                    self.gap.play(finite_or_zero(self.wet[i], &mut bad_out))
+                } else {
+                    if self.started {
+                        gap_samples += 1;
+                    }
+                    self.gap.fill()
+                };
+                let g = self.gain.next();
+                let m = self.mix.next();
+                let b = self.bypass.next();
+                for ch in channels.iter_mut() {
+                    let ch = ch.as_mut();
+                    let dry = ch[start + i];
+                    let processed = g * ((1.0 - m) * dry + m * wet);
+                    ch[start + i] = if b == 0.0 {
+                        processed
+                    } else {
+                        b * dry + (1.0 - b) * processed
+                    };
+                }
+            }
+            start += len;
+        }
+        // Events left over (empty block): still take effect.
+        while ev < events.len() {
+            self.apply(events[ev]);
+            ev += 1;
+        }
+
+        let s = &self.stats;
+        EndpointStats::bump(&s.gap_samples, gap_samples);
+        if gap_samples > 0 {
+            EndpointStats::bump(&s.underrun_callbacks, 1);
+        }
+        EndpointStats::bump(&s.nonfinite_in, bad_in);
+        EndpointStats::bump(&s.nonfinite_out, bad_out);
+        EndpointStats::bump(&s.input_dropped, dropped);
+        if let Some(at) = first_out {
+            s.first_output_at.store(at, Ordering::Relaxed);
+            s.started.store(true, Ordering::Relaxed);
+        }
+        s.queued
+            .store(self.from_gen.slots() as u64, Ordering::Relaxed);
+        EndpointStats::bump(&s.callbacks, 1);
+        s.samples.store(clock0 + n as u64, Ordering::Release);
+        s.callback_ms.record_us(t0.elapsed().as_micros() as u64);
+    }
+
+    /// Out-of-place processing: copies `inputs` into `outputs` (input channel
+    /// `c % inputs.len()` feeds output channel `c`; silence if there are no
+    /// inputs), then processes in place.
+    pub fn process_split<C: AsMut<[f32]>>(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut [C],
+        events: &[OutputEvent],
+    ) {
+        for (c, out) in outputs.iter_mut().enumerate() {
+            let out = out.as_mut();
+            match inputs.get(c % inputs.len().max(1)) {
+                Some(inp) => {
+                    let k = inp.len().min(out.len());
+                    out[..k].copy_from_slice(&inp[..k]);
+                    out[k..].fill(0.0);
+                }
+                None => out.fill(0.0),
+            }
+        }
+        self.process(outputs, events);
+    }
+}
+
+impl GenSide {
+    pub fn stats(&self) -> &Arc<EndpointStats> {
+        &self.stats
+    }
+
+    pub fn sample_rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Captured input samples waiting to be read.
+    pub fn input_available(&self) -> usize {
+        self.from_audio.slots()
+    }
+
+    /// Reads up to `buf.len()` captured samples; returns how many.
+    pub fn read_input(&mut self, buf: &mut [f32]) -> usize {
+        let n = self.from_audio.slots().min(buf.len());
+        if let Ok(chunk) = self.from_audio.read_chunk(n) {
+            let (a, b) = chunk.as_slices();
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..n].copy_from_slice(b);
+            chunk.commit_all();
+        }
+        n
+    }
+
+    /// Generated samples queued ahead of the playhead: the current lead in samples.
+    pub fn queued(&self) -> usize {
+        self.to_audio.buffer().capacity() - self.to_audio.slots()
+    }
+
+    /// Free room in the output ring, in samples.
+    pub fn free(&self) -> usize {
+        self.to_audio.slots()
+    }
+
+    /// Writes generated audio; returns how many samples fitted (the rest is
+    /// dropped by the caller's choice: the ring never grows).
+    pub fn write_output(&mut self, samples: &[f32]) -> usize {
+        let n = self.to_audio.slots().min(samples.len());
+        if let Ok(mut chunk) = self.to_audio.write_chunk(n) {
+            let (a, b) = chunk.as_mut_slices();
+            let k = a.len();
+            a.copy_from_slice(&samples[..k]);
+            b.copy_from_slice(&samples[k..n]);
+            chunk.commit_all();
+        }
+        n
+    }
+
+    /// Whether the audio side has gone away (e.g. the device stopped).
+    pub fn is_abandoned(&self) -> bool {
+        self.to_audio.is_abandoned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(audio: &mut AudioSide, block: &mut [f32], events: &[OutputEvent]) {
+        let mut chans = [block];
+        audio.process(&mut chans, events);
+    }
+
+    #[test]
+    fn input_reaches_generation_and_output_reaches_the_speaker() {
+        let (mut a, mut g) = endpoint(&EndpointConfig::new(48_000.0));
+        a.set_param(OutputParam::Mix, 1.0);
+        g.write_output(&[0.25; 64]);
+        let mut l = [0.5f32; 64];
+        let mut r = [0.1f32; 64];
+        a.process(&mut [&mut l, &mut r], &[]);
+        assert_eq!(l, [0.25; 64]);
+        assert_eq!(r, [0.25; 64]);
+        let mut got = [0.0; 100];
+        assert_eq!(g.read_input(&mut got), 64);
+        assert!((got[0] - 0.3).abs() < 1e-6, "mono mix-down");
+        assert_eq!(a.stats().underrun_callbacks.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn output_knob_change_is_heard_from_its_sample() {
+        let (mut a, mut g) = endpoint(&EndpointConfig::new(48_000.0));
+        g.write_output(&[0.5; 4096]);
+        let mut block = [0.0f32; 256];
+        run(&mut a, &mut block, &[]);
+        assert!(block.iter().all(|&x| x == 0.5));
+        let n = 100;
+        run(
+            &mut a,
+            &mut block,
+            &[OutputEvent {
+                offset: n,
+                param: OutputParam::GainDb,
+                value: -20.0,
+            }],
+        );
+        assert!(
+            block[..n as usize].iter().all(|&x| x == 0.5),
+            "unchanged before sample n"
+        );
+        assert!(block[n as usize] < 0.5, "changed at sample n");
+        let ramp = Smoothed::ramp_for(5.0, 48_000.0) as usize;
+        let mut later = [0.0f32; 512];
+        run(&mut a, &mut later, &[]);
+        let settled = later[ramp.saturating_sub(256 - n as usize)..]
+            .iter()
+            .all(|&x| (x - 0.05).abs() < 1e-6);
+        assert!(settled, "reaches −20 dB within the smoothing time");
+    }
+
+    #[test]
+    fn dry_at_zero_mix_is_bit_exact() {
+        let (mut a, _g) = endpoint(&EndpointConfig::new(44_100.0));
+        a.set_param(OutputParam::Mix, 0.0);
+        a.reset(); // settle the ramp
+        let input: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let mut out = input.clone();
+        run(&mut a, &mut out, &[]);
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn nonfinite_input_is_sanitised_and_counted() {
+        let (mut a, mut g) = endpoint(&EndpointConfig::new(48_000.0));
+        let mut block = [0.1, f32::NAN, f32::INFINITY, -f32::INFINITY, 0.2];
+        run(&mut a, &mut block, &[]);
+        assert!(block.iter().all(|x| x.is_finite()));
+        assert_eq!(a.stats().nonfinite_in.load(Ordering::Relaxed), 3);
+        let mut got = [1.0; 5];
+        g.read_input(&mut got);
+        assert_eq!(got, [0.1, 0.0, 0.0, 0.0, 0.2]);
+    }
+
+    #[test]
+    fn rings_are_bounded_and_overflow_is_counted() {
+        let mut cfg = EndpointConfig::new(8_000.0);
+        cfg.input_seconds = 0.1;
+        let (mut a, mut g) = endpoint(&cfg);
+        let cap = 800;
+        let mut block = vec![0.0f32; 1000];
+        run(&mut a, &mut block, &[]);
+        assert_eq!(g.input_available(), cap);
+        assert_eq!(a.stats().input_dropped.load(Ordering::Relaxed), 200);
+        let written = g.write_output(&vec![0.0; 1_000_000]);
+        assert_eq!(g.queued(), written);
+        assert!(written <= 8_000 * 4 + CHUNK);
+    }
+}
