@@ -9,6 +9,7 @@
 //! * [`telemetry`]: fixed-size histograms and bounded series.
 //! * [`device`]: a virtual audio device, wall-clock paced or offline.
 //! * [`node`]: the node API every generation stage implements.
+//! * [`preset`]: preset files (knob values, lead settings, model choice).
 //!
 //! Nothing here depends on an ML library.
 
@@ -18,6 +19,7 @@ pub mod endpoint;
 pub mod gapfill;
 pub mod knobs;
 pub mod node;
+pub mod preset;
 pub mod rng;
 pub mod smoothing;
 pub mod telemetry;
