@@ -1,0 +1,318 @@
+//! The engine: runs a [`Graph`] on a pool of worker threads, one frame at a
+//! time, between an endpoint's [`GenSide`] and the lead controller.
+//!
+//! * Stages of consecutive frames overlap (frame N's decoder while frame N+1's
+//!   backbone runs) up to `max_in_flight` frames; each stage sees its frames in
+//!   order, so output does not depend on the number of workers.
+//! * A failing or panicking node is caught: the error is reported once with the
+//!   node's name, the stream goes to gap fill, and [`Engine::reset`] recovers.
+//! * Three ways to run: [`Engine::start`] (live, wall clock), [`render_offline`]
+//!   (as fast as possible, deterministic) and [`run_simulated`] (a simulated clock
+//!   and device, for hour-long scenarios in seconds).
+//!
+//! The worker side uses a mutex and a condvar: it is never the audio thread,
+//! which only touches the endpoint's lock-free rings.
+
+mod core;
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::core::Status;
+use self::core::{Core, Io};
+use crate::clock::{Clock, SimClock};
+use crate::endpoint::{endpoint, EndpointConfig, GenSide};
+use crate::graph::Graph;
+use crate::knobs::KnobBus;
+use crate::lead::LeadSettings;
+use crate::report::Report;
+
+/// How generation is paced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pacing {
+    /// Speech-to-speech: frame t of the reply needs frame t of the input.
+    InputPaced,
+    /// TTS-like: generation runs ahead, up to the lead target.
+    FreeRunning,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Frame duration (Mimi: 80 ms).
+    pub frame_seconds: f64,
+    pub workers: usize,
+    pub pacing: Pacing,
+    /// Frames in flight at once (pipeline depth).
+    pub max_in_flight: usize,
+    /// Underruns before this are not counted in `underruns.after_warmup`.
+    pub warmup_seconds: f64,
+    /// Spans kept for the trace file (0: no trace).
+    pub trace_capacity: usize,
+    /// Lead settings used when the knob bus has no lead knobs.
+    pub lead: LeadSettings,
+    /// Budget differences smaller than this are left alone, ms.
+    pub hysteresis_ms: f64,
+    /// Fade length when the lead grows by gap fill, ms.
+    pub crossfade_ms: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            frame_seconds: 0.08,
+            workers: 2,
+            pacing: Pacing::InputPaced,
+            max_in_flight: 4,
+            warmup_seconds: 5.0,
+            trace_capacity: 0,
+            lead: LeadSettings::default(),
+            hysteresis_ms: 5.0,
+            crossfade_ms: 3.0,
+        }
+    }
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // Node panics are caught inside jobs, so poisoning means a bug in the
+        // engine itself; keep going with the data as it is rather than abort.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn worker_loop(shared: Arc<Shared>, id: usize) {
+    let mut core = shared.lock();
+    loop {
+        if core.stop {
+            break;
+        }
+        core.tick();
+        core.admit();
+        if let Some(mut job) = core.take_job() {
+            let clock = core.clock.clone();
+            drop(core);
+            job.run(clock.as_ref());
+            core = shared.lock();
+            core.finish(job, id);
+            shared.wake.notify_all();
+            continue;
+        }
+        if core.finished() {
+            shared.wake.notify_all();
+            break;
+        }
+        // Input arrives from the audio thread, which never signals: poll at 1 ms.
+        core = shared
+            .wake
+            .wait_timeout(core, Duration::from_millis(1))
+            .map(|r| r.0)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+/// A running engine (live mode).
+pub struct Engine {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts `cfg.workers` worker threads generating into `gen`.
+    pub fn start(
+        graph: Graph,
+        gen: GenSide,
+        cfg: EngineConfig,
+        knobs: Arc<KnobBus>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let workers = cfg.workers.max(1);
+        let core = Core::new(graph, Io::Live(gen), cfg, knobs, clock);
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            wake: Condvar::new(),
+        });
+        let handles = (0..workers)
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("antiphon-worker-{i}"))
+                    .spawn(move || worker_loop(s, i))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Self {
+            shared,
+            workers: handles,
+        }
+    }
+
+    /// Live figures (cheap; for a status line).
+    pub fn status(&self) -> Status {
+        self.shared.lock().status()
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> Report {
+        self.shared.lock().report()
+    }
+
+    /// Node errors so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.lock().errors.clone()
+    }
+
+    /// Resets the stream (all nodes, frames in flight, controller) without
+    /// restarting threads; clears a failure.
+    pub fn reset(&self) {
+        let mut core = self.shared.lock();
+        while core.any_busy() {
+            core = self
+                .shared
+                .wake
+                .wait_timeout(core, Duration::from_millis(1))
+                .map(|r| r.0)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        core.reset();
+        self.shared.wake.notify_all();
+    }
+
+    /// Trace file contents (Chrome trace-event JSON), if tracing was on.
+    pub fn trace_json(&self) -> Option<String> {
+        self.shared.lock().trace.as_ref().map(|t| t.to_json())
+    }
+
+    /// Stops the workers and returns the final report.
+    pub fn stop(mut self) -> Report {
+        self.halt();
+        self.shared.lock().report()
+    }
+
+    fn halt(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Renders `input` (mono, at the graph's rate) as fast as possible. The result
+/// is byte-identical for any number of workers: each stage sees its frames in
+/// order and the lead controller does not touch offline output.
+pub fn render_offline(
+    graph: Graph,
+    input: Vec<f32>,
+    cfg: EngineConfig,
+    knobs: Arc<KnobBus>,
+) -> (Vec<f32>, Report, Option<String>) {
+    let workers = cfg.workers.max(1);
+    let clock = crate::clock::WallClock::new();
+    let core = Core::new(
+        graph,
+        Io::Offline {
+            input,
+            pos: 0,
+            output: Vec::new(),
+        },
+        cfg,
+        knobs,
+        clock,
+    );
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        wake: Condvar::new(),
+    });
+    let handles: Vec<_> = (0..workers)
+        .map(|i| {
+            let s = shared.clone();
+            std::thread::spawn(move || worker_loop(s, i))
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+    let mut core = shared.lock();
+    let report = core.report();
+    let trace = core.trace.as_ref().map(|t| t.to_json());
+    let out = match &mut core.io {
+        Io::Offline { output, .. } => std::mem::take(output),
+        Io::Live(_) => Vec::new(),
+    };
+    (out, report, trace)
+}
+
+/// Runs `seconds` of a live session on a simulated clock: a virtual device
+/// calls the endpoint every `block` samples of simulated time with input from
+/// `input(sample_index)`, and generation runs on one simulated worker whose
+/// stages advance the clock instead of sleeping. Hours take seconds, and the
+/// same scenario always gives the same figures.
+///
+/// `on_frame` is called after each written frame with the report so far every
+/// `report_every` frames (use it to compare figures across the run).
+pub fn run_simulated(
+    graph: Graph,
+    cfg: EngineConfig,
+    knobs: Arc<KnobBus>,
+    clock: Arc<SimClock>,
+    seconds: f64,
+    block: usize,
+    mut input: impl FnMut(u64) -> f32,
+    mut checkpoint: impl FnMut(f64, &Report),
+    checkpoint_every_s: f64,
+) -> Report {
+    let rate = graph.sample_rate;
+    let (mut audio, gen) = endpoint(&EndpointConfig::new(rate));
+    let mut core = Core::new(graph, Io::Live(gen), cfg, knobs, clock.clone());
+    let block = block.max(1);
+    let block_s = block as f64 / rate;
+    let mut next_cb = 0.0f64;
+    let mut pos = 0u64;
+    let mut buf = vec![0.0f32; block];
+    let mut next_checkpoint = checkpoint_every_s;
+    let mut device_until =
+        |now: f64, audio: &mut crate::endpoint::AudioSide, next_cb: &mut f64, pos: &mut u64| {
+            while *next_cb <= now {
+                for (i, x) in buf.iter_mut().enumerate() {
+                    *x = input(*pos + i as u64);
+                }
+                audio.process(&mut [&mut buf[..]], &[]);
+                *pos += block as u64;
+                *next_cb += block_s;
+            }
+        };
+    while clock.now() < seconds {
+        device_until(clock.now(), &mut audio, &mut next_cb, &mut pos);
+        core.tick();
+        core.admit();
+        if let Some(mut job) = core.take_job() {
+            job.run(clock.as_ref());
+            // Callbacks due while the stage ran happen before its output exists.
+            device_until(clock.now(), &mut audio, &mut next_cb, &mut pos);
+            core.finish(job, 0);
+        } else {
+            clock.advance_to(next_cb);
+        }
+        if clock.now() >= next_checkpoint {
+            checkpoint(clock.now(), &core.report());
+            next_checkpoint += checkpoint_every_s;
+        }
+    }
+    core.report()
+}

@@ -1,0 +1,335 @@
+//! The adaptive lead controller.
+//!
+//! Each frame has a *budget*: the time from the moment it may start (its input
+//! was captured, or — free-running — the queue fell to the target) to the moment
+//! its first sample must play. The lead measured when the frame is written is
+//! `budget − production time`; negative would be an underrun. The controller
+//! holds the budget just above a high quantile of recent production times plus a
+//! margin: it rises at once (attack) when a slower frame is seen or an underrun
+//! happens, and falls slowly (release) toward the floor when the generator has
+//! been steady for a window.
+
+use serde::{Deserialize, Serialize};
+
+use crate::knobs::{Binding, KnobSnapshot, KnobSpec};
+
+/// Number of recent frames the quantile is taken over (8 s of 80 ms frames).
+pub const WINDOW_FRAMES: usize = 100;
+
+/// Controller settings; each is also a knob (binding: control) and a preset field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeadSettings {
+    /// Smallest budget held, ms ("latency mode").
+    pub floor_ms: f64,
+    /// Largest budget; frames older than this are skipped rather than played late.
+    pub ceiling_ms: f64,
+    /// Quantile of recent production times to cover (0.5 … 1).
+    pub quantile: f64,
+    /// Safety margin above the quantile, ms.
+    pub margin_ms: f64,
+    /// How fast the budget may fall, ms per second.
+    pub release_ms_per_s: f64,
+}
+
+impl Default for LeadSettings {
+    fn default() -> Self {
+        Self {
+            floor_ms: 40.0,
+            ceiling_ms: 2000.0,
+            quantile: 0.99,
+            margin_ms: 10.0,
+            release_ms_per_s: 25.0,
+        }
+    }
+}
+
+impl LeadSettings {
+    /// The knobs that carry these settings.
+    pub fn knobs() -> Vec<KnobSpec> {
+        let d = Self::default();
+        vec![
+            KnobSpec::new(
+                "lead_floor_ms",
+                "Latency floor",
+                "ms",
+                0.0,
+                500.0,
+                d.floor_ms as f32,
+                Binding::Control,
+            ),
+            KnobSpec::new(
+                "lead_ceiling_ms",
+                "Latency ceiling",
+                "ms",
+                100.0,
+                4000.0,
+                d.ceiling_ms as f32,
+                Binding::Control,
+            ),
+            KnobSpec::new(
+                "lead_quantile",
+                "Lead quantile",
+                "",
+                0.5,
+                1.0,
+                d.quantile as f32,
+                Binding::Control,
+            ),
+            KnobSpec::new(
+                "lead_margin_ms",
+                "Lead margin",
+                "ms",
+                0.0,
+                200.0,
+                d.margin_ms as f32,
+                Binding::Control,
+            ),
+            KnobSpec::new(
+                "lead_release_ms_per_s",
+                "Lead release",
+                "ms/s",
+                1.0,
+                1000.0,
+                d.release_ms_per_s as f32,
+                Binding::Control,
+            ),
+        ]
+    }
+
+    /// Reads the settings from a knob snapshot (missing knobs keep defaults).
+    pub fn from_knobs(k: &KnobSnapshot) -> Self {
+        let d = Self::default();
+        Self {
+            floor_ms: k.get_or("lead_floor_ms", d.floor_ms as f32) as f64,
+            ceiling_ms: k.get_or("lead_ceiling_ms", d.ceiling_ms as f32) as f64,
+            quantile: k.get_or("lead_quantile", d.quantile as f32) as f64,
+            margin_ms: k.get_or("lead_margin_ms", d.margin_ms as f32) as f64,
+            release_ms_per_s: k.get_or("lead_release_ms_per_s", d.release_ms_per_s as f32) as f64,
+        }
+    }
+}
+
+/// Why the target last moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadReason {
+    /// Not enough frames seen yet; holding the floor.
+    Start,
+    /// A frame took longer than the budget covered: raised at once.
+    Attack,
+    /// An underrun happened: raised at once past that frame's time.
+    Underrun,
+    /// Steady generator: falling toward the quantile at the release rate.
+    Release,
+    /// Held at the floor.
+    Floor,
+    /// Clamped at the ceiling.
+    Ceiling,
+    /// No change.
+    Hold,
+}
+
+/// The controller. Fixed-size: a window of recent production times.
+#[derive(Clone, Debug)]
+pub struct LeadController {
+    settings: LeadSettings,
+    window: [f64; WINDOW_FRAMES],
+    len: usize,
+    pos: usize,
+    scratch: [f64; WINDOW_FRAMES],
+    target_ms: f64,
+    last_t: Option<f64>,
+    reason: LeadReason,
+}
+
+impl LeadController {
+    pub fn new(settings: LeadSettings) -> Self {
+        let target_ms = settings.floor_ms;
+        Self {
+            settings,
+            window: [0.0; WINDOW_FRAMES],
+            len: 0,
+            pos: 0,
+            scratch: [0.0; WINDOW_FRAMES],
+            target_ms,
+            last_t: None,
+            reason: LeadReason::Start,
+        }
+    }
+
+    pub fn settings(&self) -> &LeadSettings {
+        &self.settings
+    }
+
+    /// Changes settings live (knob turn); the target is re-clamped at once.
+    pub fn set_settings(&mut self, s: LeadSettings) {
+        if s != self.settings {
+            self.settings = s;
+            self.target_ms = self.clamp(self.target_ms);
+        }
+    }
+
+    /// The budget the controller wants, ms.
+    pub fn target_ms(&self) -> f64 {
+        self.target_ms
+    }
+
+    pub fn reason(&self) -> LeadReason {
+        self.reason
+    }
+
+    fn clamp(&self, v: f64) -> f64 {
+        v.max(self.settings.floor_ms)
+            .min(self.settings.ceiling_ms.max(self.settings.floor_ms))
+    }
+
+    /// The configured quantile of the window, ms (0 when empty).
+    pub fn window_quantile(&mut self) -> f64 {
+        if self.len == 0 {
+            return 0.0;
+        }
+        let s = &mut self.scratch[..self.len];
+        s.copy_from_slice(&self.window[..self.len]);
+        let k = ((self.settings.quantile.clamp(0.0, 1.0) * self.len as f64).ceil() as usize)
+            .clamp(1, self.len)
+            - 1;
+        let (_, v, _) = s.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+        *v
+    }
+
+    /// Feeds one frame's production time (ms) observed at time `now` (s);
+    /// returns the new target.
+    pub fn observe(&mut self, production_ms: f64, now: f64) -> f64 {
+        let p = if production_ms.is_finite() {
+            production_ms.max(0.0)
+        } else {
+            0.0
+        };
+        self.window[self.pos] = p;
+        self.pos = (self.pos + 1) % WINDOW_FRAMES;
+        self.len = (self.len + 1).min(WINDOW_FRAMES);
+        // Cover the quantile, and at once any single frame slower than the
+        // budget (it nearly underran): attack on it, release it slowly.
+        let want = self.window_quantile() + self.settings.margin_ms;
+        let spike = p + self.settings.margin_ms;
+        let want = if spike > self.target_ms { spike } else { want };
+        let dt = self.last_t.map_or(0.0, |t| (now - t).max(0.0));
+        self.last_t = Some(now);
+        let old = self.target_ms;
+        let next = if want > old {
+            self.reason = LeadReason::Attack;
+            want
+        } else {
+            let released = old - self.settings.release_ms_per_s * dt;
+            self.reason = if released <= want {
+                LeadReason::Hold
+            } else {
+                LeadReason::Release
+            };
+            released.max(want)
+        };
+        self.target_ms = self.clamp(next);
+        if self.target_ms == self.settings.floor_ms && next <= self.settings.floor_ms {
+            self.reason = LeadReason::Floor;
+        } else if self.target_ms < next {
+            self.reason = LeadReason::Ceiling;
+        }
+        if self.target_ms == old && self.reason == LeadReason::Release {
+            self.reason = LeadReason::Hold;
+        }
+        self.target_ms
+    }
+
+    /// An underrun happened on a frame that took `production_ms`: raise the
+    /// target past it at once.
+    pub fn underrun(&mut self, production_ms: f64) -> f64 {
+        let want = self.clamp(production_ms + self.settings.margin_ms);
+        if want > self.target_ms {
+            self.target_ms = want;
+        }
+        self.reason = LeadReason::Underrun;
+        self.target_ms
+    }
+
+    /// Forgets the window (stream reset).
+    pub fn reset(&mut self) {
+        *self = Self::new(self.settings.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacks_at_once_and_releases_slowly_to_the_floor() {
+        let mut c = LeadController::new(LeadSettings::default());
+        let mut t = 0.0;
+        for _ in 0..200 {
+            t += 0.08;
+            c.observe(20.0, t);
+        }
+        assert_eq!(
+            c.target_ms(),
+            40.0,
+            "steady 20 ms frames sit on the 40 ms floor"
+        );
+        t += 0.08;
+        assert_eq!(
+            c.observe(170.0, t),
+            180.0,
+            "a stall raises the target immediately"
+        );
+        assert_eq!(c.reason(), LeadReason::Attack);
+        // One stall in 100 frames is below p99: release starts at once.
+        let mut back_at_floor = None;
+        for i in 0..400 {
+            t += 0.08;
+            if c.observe(20.0, t) == 40.0 && back_at_floor.is_none() {
+                back_at_floor = Some(i);
+            }
+        }
+        let i = back_at_floor.expect("returns to the floor");
+        // 140 ms at 25 ms/s = 5.6 s = 70 frames.
+        assert!((65..=75).contains(&i), "back at floor after {i} frames");
+        // Stalls on every 10th frame are inside p99: the target holds them.
+        for i in 0..300 {
+            t += 0.08;
+            c.observe(if i % 10 == 9 { 170.0 } else { 20.0 }, t);
+        }
+        assert_eq!(c.target_ms(), 180.0);
+    }
+
+    #[test]
+    fn underrun_raises_and_ceiling_caps() {
+        let s = LeadSettings {
+            ceiling_ms: 300.0,
+            ..Default::default()
+        };
+        let mut c = LeadController::new(s);
+        assert_eq!(c.underrun(120.0), 130.0);
+        assert_eq!(c.reason(), LeadReason::Underrun);
+        assert_eq!(c.observe(900.0, 0.1), 300.0);
+        assert_eq!(c.reason(), LeadReason::Ceiling);
+        c.set_settings(LeadSettings {
+            ceiling_ms: 200.0,
+            ..Default::default()
+        });
+        assert_eq!(c.target_ms(), 200.0, "settings apply at once");
+    }
+
+    #[test]
+    fn quantile_covers_all_but_the_rarest_frames() {
+        let mut c = LeadController::new(LeadSettings {
+            quantile: 0.9,
+            floor_ms: 0.0,
+            margin_ms: 0.0,
+            ..Default::default()
+        });
+        for i in 0..100 {
+            c.observe(i as f64, 0.0);
+        }
+        assert_eq!(c.window_quantile(), 89.0);
+    }
+}

@@ -1,0 +1,221 @@
+//! The end-to-end report: the same numbers from the plugin, the host and the
+//! benchmark, as JSON a script can diff between builds (field names are stable),
+//! plus bounded time series for plots.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::knobs::Binding;
+use crate::telemetry::{Histogram, Percentiles, Series};
+
+/// p50 / max pair (knob → ear).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct P50Max {
+    pub p50: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LeadFigures {
+    pub p50: f64,
+    pub p99: f64,
+    pub min: f64,
+    pub max: f64,
+    pub target_final: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Underruns {
+    /// Callbacks with any gap-filled sample.
+    pub callbacks: u64,
+    /// Gap-filled samples.
+    pub samples: u64,
+    /// Underrun callbacks after the warm-up period.
+    pub after_warmup: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RssMb {
+    pub start: f64,
+    pub peak: f64,
+    pub end: f64,
+}
+
+/// What happened to frames that could not be made in time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Skips {
+    pub frames: u64,
+    /// Human-readable, e.g. "generation runs at 1.40× real time; output is being skipped".
+    pub message: Option<String>,
+}
+
+/// Bounded time series for plots (seconds, value).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReportSeries {
+    pub lead_ms: Vec<(f64, f64)>,
+    pub target_ms: Vec<(f64, f64)>,
+    pub itl_ms: Vec<(f64, f64)>,
+    pub underruns: Vec<(f64, f64)>,
+    pub rss_mb: Vec<(f64, f64)>,
+    pub latency_ms: Vec<(f64, f64)>,
+    /// Per-frame production time (input complete → frame ready).
+    pub production_ms: Vec<(f64, f64)>,
+}
+
+/// The report. Stable field names (see issue "node graph … lead controller").
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub frames: u64,
+    pub audio_seconds: f64,
+    pub wall_seconds: f64,
+    /// Compute time of all stages / audio time.
+    pub rtf: f64,
+    pub first_audio_ms: Option<f64>,
+    pub latency_ms: Percentiles,
+    pub itl_ms: Percentiles,
+    pub stages_ms: BTreeMap<String, Percentiles>,
+    pub lead_ms: LeadFigures,
+    pub underruns: Underruns,
+    pub knob_to_ear_ms: BTreeMap<String, P50Max>,
+    pub rss_mb: RssMb,
+    pub skipped: Skips,
+    /// Lead grown by gap fill / shrunk by dropping silence, ms in total.
+    pub lead_inserted_ms: f64,
+    pub lead_dropped_ms: f64,
+    /// How often the controller moved for each reason.
+    pub lead_reasons: BTreeMap<String, u64>,
+    /// Node failures (reported once each, with the node's name).
+    pub errors: Vec<String>,
+    pub series: ReportSeries,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A few lines for people.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "frames {} ({:.1} s audio, {:.1} s wall, RTF {:.3})\n",
+            self.frames, self.audio_seconds, self.wall_seconds, self.rtf
+        );
+        if let Some(f) = self.first_audio_ms {
+            s += &format!("first audio {f:.0} ms  ");
+        }
+        s += &format!(
+            "latency p50 {:.0} / p99 {:.0} ms  ITL p50 {:.0} / p99 {:.0} ms\n",
+            self.latency_ms.p50, self.latency_ms.p99, self.itl_ms.p50, self.itl_ms.p99
+        );
+        s += &format!(
+            "lead p50 {:.0} ms (min {:.0}, target {:.0})  underruns {} ({} after warm-up)\n",
+            self.lead_ms.p50,
+            self.lead_ms.min,
+            self.lead_ms.target_final,
+            self.underruns.callbacks,
+            self.underruns.after_warmup
+        );
+        let stages: Vec<String> = self
+            .stages_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1}", v.p99))
+            .collect();
+        s += &format!("stage p99 ms: {}\n", stages.join(", "));
+        if let Some(m) = &self.skipped.message {
+            s += &format!("{m}\n");
+        }
+        for e in &self.errors {
+            s += &format!("error: {e}\n");
+        }
+        s
+    }
+}
+
+/// Resident memory of this process in MB (Linux; 0 elsewhere).
+pub fn rss_mb() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        if let Ok(s) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(pages) = s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<f64>().ok())
+            {
+                return pages * 4096.0 / (1024.0 * 1024.0);
+            }
+        }
+    }
+    0.0
+}
+
+/// Collects the per-frame figures during a run (off the audio thread).
+pub struct Recorder {
+    pub stages: Vec<(String, Histogram)>,
+    pub latency: Histogram,
+    pub itl: Histogram,
+    pub lead: Histogram,
+    pub lead_min: f64,
+    pub lead_max: f64,
+    pub knob_to_ear: Vec<(Binding, Histogram)>,
+    pub series: [Series; 7],
+    pub rss: RssMb,
+    pub reasons: BTreeMap<String, u64>,
+    pub compute_ms: f64,
+    pub inserted: u64,
+    pub dropped: u64,
+}
+
+impl Recorder {
+    pub fn new(stage_names: &[String]) -> Self {
+        let rss = rss_mb();
+        Self {
+            stages: stage_names
+                .iter()
+                .map(|n| (n.clone(), Histogram::new()))
+                .collect(),
+            latency: Histogram::new(),
+            itl: Histogram::new(),
+            lead: Histogram::new(),
+            lead_min: f64::INFINITY,
+            lead_max: f64::NEG_INFINITY,
+            knob_to_ear: Binding::ALL
+                .iter()
+                .map(|b| (*b, Histogram::new()))
+                .collect(),
+            series: std::array::from_fn(|_| Series::new(2048)),
+            rss: RssMb {
+                start: rss,
+                peak: rss,
+                end: rss,
+            },
+            reasons: BTreeMap::new(),
+            compute_ms: 0.0,
+            inserted: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Records a lead measurement (ms, may be negative) at time `t` (s).
+    pub fn lead(&mut self, t: f64, lead_ms: f64, target_ms: f64) {
+        self.lead.record_ms(lead_ms);
+        self.lead_min = self.lead_min.min(lead_ms);
+        self.lead_max = self.lead_max.max(lead_ms);
+        self.series[0].push(t, lead_ms);
+        self.series[1].push(t, target_ms);
+    }
+
+    pub fn knob_to_ear(&mut self, b: Binding, ms: f64) {
+        if let Some((_, h)) = self.knob_to_ear.iter().find(|(x, _)| *x == b) {
+            h.record_ms(ms);
+        }
+    }
+
+    /// Samples memory (call about once a second).
+    pub fn sample_rss(&mut self, t: f64) {
+        let r = rss_mb();
+        self.rss.peak = self.rss.peak.max(r);
+        self.rss.end = r;
+        self.series[4].push(t, r);
+    }
+}
