@@ -6,9 +6,12 @@
 //! interpolation of a 256× oversampled table; works for any ratio, including
 //! fractional host rates). Input of any length is chopped into 2 ms chunks;
 //! output frames have exactly the length the frame schedule asks for (1920 at
-//! 24 kHz; at 44.1 kHz frames alternate to average 3528). The output FIFO is
-//! primed with zeros so a frame is always available: the delay is
-//! `prime + rubato's own delay`, constant while the input keeps pace.
+//! 24 kHz; at 44.1 kHz frames alternate to average 3528). rubato withholds
+//! output until half its sinc is filled, so on reset we pre-feed zeros, and the
+//! output FIFO is primed with zeros so a frame is always available. The delay
+//! is constant while the input keeps pace; it is measured once at construction
+//! (impulse through an identical resampler) rather than derived, so the
+//! reported figure is what the code really does.
 
 use std::collections::VecDeque;
 
@@ -18,6 +21,8 @@ use rubato::{
 };
 
 use crate::knobs::ResetWatch;
+
+const SINC_LEN: usize = 256;
 
 /// Frames per second of the model (Mimi: 12.5 Hz).
 pub const FRAME_RATE: f64 = 12.5;
@@ -41,6 +46,7 @@ pub struct StreamResampler {
     fifo_cap: usize,
     prime: usize,
     frames: u64,
+    delay: f64,
     /// Output samples that had to be zero-filled (input ran short).
     pub underrun_samples: u64,
     /// Output samples dropped because the input ran ahead.
@@ -57,7 +63,7 @@ impl StreamResampler {
         let ratio = to / from;
         let chunk = ((from * 0.002).ceil() as usize).max(16);
         let params = SincInterpolationParameters {
-            sinc_len: 256,
+            sinc_len: SINC_LEN,
             f_cutoff: 0.95,
             interpolation: SincInterpolationType::Cubic,
             oversampling_factor: 256,
@@ -67,7 +73,11 @@ impl StreamResampler {
             SincFixedIn::<f32>::new(ratio, 1.0, params, chunk, 1).map_err(|e| e.to_string())?;
         let out_max = rs.output_frames_max();
         let prime = (chunk as f64 * ratio).ceil() as usize + 2 + (to * 0.002).ceil() as usize;
-        let fifo_cap = prime + 2 * frame_len(to, 0) + 2 * out_max + 16;
+        let fifo_cap = prime
+            + 2 * frame_len(to, 0)
+            + 2 * out_max
+            + ((SINC_LEN / 2 + 2 * chunk) as f64 * ratio) as usize
+            + 16;
         let mut s = Self {
             from,
             to,
@@ -79,21 +89,55 @@ impl StreamResampler {
             fifo_cap,
             prime,
             frames: 0,
+            delay: 0.0,
             underrun_samples: 0,
             overflow_samples: 0,
         };
         s.reset();
+        s.delay = s.measure_delay()?;
+        s.reset();
         Ok(s)
     }
 
-    /// Delay from input to output, in output samples (may be fractional in input time).
-    pub fn delay_samples(&self) -> usize {
-        self.prime + self.rs.output_delay()
+    /// Sends an impulse through this resampler and finds the peak (parabolic
+    /// interpolation): the delay in output samples. Leaves state dirty.
+    fn measure_delay(&mut self) -> Result<f64, String> {
+        let mut out = Vec::new();
+        let mut k = 0;
+        while out.len() < self.prime + 4 * frame_len(self.to, 0) + 512 && k < 64 {
+            let mut x = vec![0.0; frame_len(self.from, k)];
+            if k == 0 {
+                x[0] = 1.0;
+            }
+            self.push(&x)?;
+            self.pull_frame(&mut out);
+            k += 1;
+        }
+        let (i, _) = out
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
+        if i == 0 || i + 1 >= out.len() {
+            return Ok(i as f64);
+        }
+        let (a, b, c) = (out[i - 1] as f64, out[i] as f64, out[i + 1] as f64);
+        let den = a - 2.0 * b + c;
+        Ok(i as f64
+            + if den.abs() > 1e-12 {
+                0.5 * (a - c) / den
+            } else {
+                0.0
+            })
+    }
+
+    /// Delay from input to output, in output samples (fractional).
+    pub fn delay_samples(&self) -> f64 {
+        self.delay
     }
 
     /// Delay in seconds.
     pub fn delay_seconds(&self) -> f64 {
-        self.delay_samples() as f64 / self.to
+        self.delay / self.to
     }
 
     pub fn rates(&self) -> (f64, f64) {
@@ -143,6 +187,12 @@ impl StreamResampler {
         self.fifo.clear();
         self.fifo.extend(std::iter::repeat(0.0).take(self.prime));
         self.frames = 0;
+        // Get rubato past its start-up (it emits nothing until half the sinc
+        // is filled); its zeros join the priming.
+        let warm = vec![0.0; SINC_LEN / 2 + self.chunk];
+        let _ = self.push(&warm);
+        self.underrun_samples = 0;
+        self.overflow_samples = 0;
     }
 }
 
