@@ -129,6 +129,17 @@ impl OfflineChain {
             .collect()
     }
 
+    /// Process time (seconds) of node `node` at `frame`, if still in the window.
+    pub fn last_time(&self, node: usize, frame: u64) -> f64 {
+        let t = &self.timings[node];
+        let i = if (frame as usize) < TIMING_WINDOW {
+            frame as usize
+        } else {
+            frame as usize % TIMING_WINDOW
+        };
+        t.get(i).copied().unwrap_or(0.0)
+    }
+
     /// Mutable access to a node by name, downcast (e.g. to read telemetry).
     pub fn node(&self, name: &str) -> Option<&dyn Node> {
         self.nodes
