@@ -140,7 +140,7 @@ impl OfflineChain {
         t.get(i).copied().unwrap_or(0.0)
     }
 
-    /// Mutable access to a node by name, downcast (e.g. to read telemetry).
+    /// A node by name (e.g. to read its telemetry).
     pub fn node(&self, name: &str) -> Option<&dyn Node> {
         self.nodes
             .iter()
