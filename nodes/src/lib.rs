@@ -1,1 +1,38 @@
-//! Antiphon nodes.
+//! # antiphon-nodes
+//!
+//! The nodes of Antiphon's canonical speech-to-speech graph, for Mimi + Moshi
+//! models on the `moshi` crate (candle), and model bundle loading:
+//!
+//! * [`bundle::ModelBundle`]: load a model directory (`antiphon.json`, or
+//!   kyutai's published layout; safetensors f32/f16/bf16 or GGUF LM), with
+//!   typed [`errors::ModelError`]s. [`bundle::ModelBundle::builtin`] gives the
+//!   built-in tiny model (random weights: not speech).
+//! * [`builtin`]: writes the built-in model ([`builtin::write_builtin`]).
+//! * Nodes: [`capture::Capture`], [`resample::Resample`], [`encoder::Encoder`],
+//!   [`backbone::Backbone`], [`code_predictor::CodePredictor`],
+//!   [`decoder::Decoder`], [`output::Output`]; [`chain::OfflineChain`] runs
+//!   them in order.
+//! * [`driver`]: the endless multistream token state (fixed-size ring).
+//! * [`knobs`]: the knob ids and specs these nodes read.
+
+pub mod backbone;
+pub mod builtin;
+pub mod bundle;
+pub mod capture;
+pub mod chain;
+pub mod code_predictor;
+pub mod codec;
+pub mod decoder;
+pub mod driver;
+pub mod encoder;
+pub mod errors;
+pub mod knobs;
+pub mod output;
+pub mod resample;
+pub mod rng;
+pub mod sampling;
+pub mod spec;
+pub mod weights;
+
+pub use bundle::ModelBundle;
+pub use errors::ModelError;

@@ -1,0 +1,156 @@
+//! `backbone`: one step of the Moshi temporal transformer (`LmModel::forward`,
+//! built without its depformer) → hidden state + sampled text token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
+use candle::{Device, IndexOp, Tensor};
+use moshi::lm::LmModel;
+
+use crate::bundle::ModelBundle;
+use crate::driver::{Conversation, TokenHistory};
+use crate::knobs::{self, ResetWatch};
+use crate::sampling::{Sampler, SamplingParams};
+
+/// Port type of [`BackboneStep`].
+pub const BACKBONE_STEP: &str = "antiphon.moshi.backbone_step";
+
+/// What the backbone hands the code predictor for one step.
+#[derive(Clone, Debug)]
+pub struct BackboneStep {
+    pub step: u64,
+    /// Reset epoch of the conversation this step belongs to.
+    pub epoch: u64,
+    /// Output of the backbone's final norm, shape (1, 1, d_model).
+    pub hidden: Tensor,
+    pub text_token: u32,
+}
+
+/// Derives the text sampler seed from the stream seed (audio uses `seed + 1`).
+pub fn text_seed(seed: u64) -> u64 {
+    seed
+}
+
+pub struct Backbone {
+    lm: LmModel,
+    conv: Arc<Conversation>,
+    sampler: Sampler,
+    silence: Vec<u32>,
+    input_codebooks: usize,
+    audio_in: Vec<u32>,
+    reset: ResetWatch,
+    /// How long to wait for the code predictor's previous step.
+    pub wait: Duration,
+}
+
+impl Backbone {
+    /// The backbone and the conversation it shares with the code predictor.
+    pub fn new(bundle: &ModelBundle, seed: u64) -> (Self, Arc<Conversation>) {
+        let g = bundle.generation();
+        let history = TokenHistory::new(g, bundle.manifest.lm.config.audio_vocab_size);
+        let conv = Arc::new(Conversation::new(history));
+        let mut lm = bundle.backbone.clone();
+        lm.reset_state();
+        let me = Self {
+            lm,
+            conv: conv.clone(),
+            sampler: Sampler::new(text_seed(seed)),
+            silence: bundle.silence_codes.clone(),
+            input_codebooks: g.input_audio_codebooks,
+            audio_in: Vec::with_capacity(g.generated_audio_codebooks + g.input_audio_codebooks),
+            reset: ResetWatch::default(),
+            wait: Duration::from_secs(10),
+        };
+        (me, conv)
+    }
+
+    fn do_reset(&mut self) {
+        self.lm.reset_state();
+        self.sampler.reset();
+        self.conv.reset();
+    }
+}
+
+fn sampling(cx: &FrameContext, temp_id: &str, temp_default: f32) -> SamplingParams {
+    SamplingParams {
+        temperature: cx.knobs.get_or(temp_id, temp_default) as f64,
+        top_k: cx.knobs.get_or(knobs::TOP_K, 250.0).max(1.0) as usize,
+        top_p: cx.knobs.get_or(knobs::TOP_P, 1.0) as f64,
+    }
+}
+
+pub(crate) fn audio_sampling(cx: &FrameContext) -> SamplingParams {
+    sampling(cx, knobs::AUDIO_TEMPERATURE, 0.8)
+}
+
+impl Node for Backbone {
+    fn name(&self) -> &str {
+        "backbone"
+    }
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::codes("user_codes", self.input_codebooks)]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::custom("step", BACKBONE_STEP)]
+    }
+    fn knobs(&self) -> Vec<antiphon_framework::knobs::KnobSpec> {
+        vec![
+            knobs::text_temperature(),
+            knobs::top_k(),
+            knobs::top_p(),
+            knobs::listen(),
+            knobs::reset(),
+        ]
+    }
+    fn process(
+        &mut self,
+        cx: &FrameContext,
+        inputs: &[Payload],
+        outputs: &mut [Payload],
+    ) -> Result<(), NodeError> {
+        if self.reset.fired(cx.knobs) {
+            self.do_reset();
+        }
+        let listen = cx.knobs.get_or(knobs::LISTEN, 1.0) >= 0.5;
+        let user: &[u32] = match &inputs[0] {
+            Payload::Codes(c) if listen && !c.is_empty() => c,
+            // Warm-up frames and `listen` off: the model hears silence.
+            _ => &self.silence,
+        };
+        let mut audio_in = std::mem::take(&mut self.audio_in);
+        let begun = self.conv.when_ready(self.wait, |h, epoch| {
+            let step = h.step();
+            h.begin(user, &mut audio_in).map(|text| (step, epoch, text))
+        });
+        let (step, epoch, text_in) = begun.map_err(NodeError::new)?.map_err(NodeError::new)?;
+        let dev = Device::Cpu;
+        let mut run = || -> candle::Result<(Tensor, u32)> {
+            let text = Tensor::from_vec(vec![text_in], (1, 1), &dev)?;
+            let audio = audio_in
+                .iter()
+                .map(|&t| Tensor::from_vec(vec![t], (1, 1), &dev).map(Some))
+                .collect::<candle::Result<Vec<_>>>()?;
+            let (logits, hidden) = self.lm.forward(Some(text), audio, &().into())?;
+            let logits = logits.i((0, 0))?;
+            let token =
+                self.sampler
+                    .sample(step, sampling(cx, knobs::TEXT_TEMPERATURE, 0.7), &logits)?;
+            Ok((hidden, token))
+        };
+        let r = run();
+        self.audio_in = audio_in;
+        let (hidden, text_token) =
+            r.map_err(|e| NodeError::new(format!("backbone step {step}: {e}")))?;
+        outputs[0] = Payload::Any(Box::new(BackboneStep {
+            step,
+            epoch,
+            hidden,
+            text_token,
+        }));
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.do_reset();
+    }
+}

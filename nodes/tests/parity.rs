@@ -1,0 +1,151 @@
+//! Parity: each model node equals calling the moshi crate directly on the same
+//! weights (models loaded by the crate's own loaders).
+
+use antiphon_framework::knobs::KnobBus;
+use antiphon_framework::node::{FrameContext, Node, Payload};
+use antiphon_nodes::backbone::Backbone;
+use antiphon_nodes::code_predictor::CodePredictor;
+use antiphon_nodes::decoder::Decoder;
+use antiphon_nodes::encoder::Encoder;
+use antiphon_nodes::{knobs, ModelBundle};
+use candle::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use moshi::{StreamMask, StreamTensor};
+
+fn signal(n: usize, off: usize) -> Vec<f32> {
+    (off..off + n)
+        .map(|i| (0.4 * (i as f64 * 0.0571).sin() + 0.2 * (i as f64 * 0.31).sin()) as f32)
+        .collect()
+}
+
+#[test]
+fn nodes_match_the_moshi_crate() {
+    let bundle = ModelBundle::builtin().unwrap();
+    let bus = KnobBus::new(knobs::all(8)).unwrap();
+    let snap = bus.snapshot();
+    let seed = 42;
+    let steps = 40u64;
+
+    // Ours.
+    let mut enc = Encoder::new(&bundle);
+    let (mut bb, conv) = Backbone::new(&bundle, seed);
+    let mut cp = CodePredictor::new(&bundle, conv, seed);
+    let mut dec = Decoder::new(&bundle);
+
+    // The crate's, on the same files.
+    let mut ref_mimi = bundle.reference_mimi().unwrap();
+    let mut ref_mimi_dec = ref_mimi.clone();
+    let g = bundle.generation().clone();
+    let gen_cfg = moshi::lm_generate_multistream::Config {
+        generated_audio_codebooks: g.generated_audio_codebooks,
+        input_audio_codebooks: g.input_audio_codebooks,
+        audio_vocab_size: bundle.manifest.lm.config.audio_vocab_size,
+        acoustic_delay: g.acoustic_delay,
+        text_pad_token: g.text_pad_token,
+        text_eop_token: g.text_eop_token,
+        text_start_token: g.text_start_token,
+    };
+    let text_lp = LogitsProcessor::from_sampling(
+        seed,
+        Sampling::TopK {
+            k: 250,
+            temperature: 0.7,
+        },
+    );
+    let audio_lp = LogitsProcessor::from_sampling(
+        seed + 1,
+        Sampling::TopK {
+            k: 250,
+            temperature: 0.8,
+        },
+    );
+    let mut state = moshi::lm_generate_multistream::State::new(
+        bundle.reference_lm().unwrap(),
+        steps as usize + 10,
+        audio_lp,
+        text_lp,
+        None,
+        None,
+        None,
+        gen_cfg,
+    );
+    let mut prev_text = g.text_start_token;
+
+    let mut pay: Vec<Payload> = (0..5).map(|_| Payload::Empty).collect();
+    let (mut decoded_frames, mut compared_audio) = (0, 0);
+    for k in 0..steps {
+        let cx = FrameContext {
+            frame: k,
+            knobs: &snap,
+        };
+        let pcm = signal(1920, k as usize * 1920);
+        pay[0] = Payload::Audio(pcm.clone());
+        let (a, b) = pay.split_at_mut(1);
+        enc.process(&cx, &a[0..1], &mut b[0..1]).unwrap();
+        // Encoder parity.
+        let t = Tensor::from_slice(&pcm, (1, 1, 1920), &Device::Cpu).unwrap();
+        let ref_codes = ref_mimi
+            .encode_step(&StreamTensor::from_tensor(t), &StreamMask::empty())
+            .unwrap();
+        let ref_codes: Vec<u32> = ref_codes
+            .as_option()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = pay[1].codes().unwrap().to_vec();
+        assert_eq!(ours, ref_codes, "encoder codes at frame {k}");
+
+        // Backbone + code predictor parity against State::step.
+        let (a, b) = pay.split_at_mut(2);
+        bb.process(&cx, &a[1..2], &mut b[0..1]).unwrap();
+        let (a, b) = pay.split_at_mut(3);
+        cp.process(&cx, &a[2..3], &mut b[0..1]).unwrap();
+        let text = state
+            .step(prev_text, &ref_codes[..g.input_audio_codebooks], None, None)
+            .unwrap();
+        prev_text = text;
+        assert_eq!(cp.last_text, Some(text), "text token at step {k}");
+        let ref_frame = state
+            .last_audio_tokens()
+            .map(|v| v[..g.generated_audio_codebooks].to_vec());
+        let our_frame = match &pay[3] {
+            Payload::Codes(c) => Some(c.clone()),
+            _ => None,
+        };
+        assert_eq!(our_frame, ref_frame, "audio codes at step {k}");
+
+        // Decoder parity (bit-exact samples).
+        let (a, b) = pay.split_at_mut(4);
+        dec.process(&cx, &a[3..4], &mut b[0..1]).unwrap();
+        if let Some(codes) = ref_frame {
+            decoded_frames += 1;
+            let t = Tensor::from_slice(&codes, (1, codes.len(), 1), &Device::Cpu).unwrap();
+            let r = ref_mimi_dec
+                .decode_step(&StreamTensor::from_tensor(t), &StreamMask::empty())
+                .unwrap();
+            let r: Vec<f32> = r
+                .as_option()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let ours = pay[4].audio().unwrap();
+            assert_eq!(r.len(), 1920);
+            assert!(
+                ours.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "decoded audio at step {k}"
+            );
+            compared_audio += r.len();
+        }
+    }
+    assert!(
+        decoded_frames >= steps as usize - 3,
+        "most frames had complete codes ({decoded_frames})"
+    );
+    println!(
+        "parity: {steps} steps, {decoded_frames} frames / {compared_audio} samples bit-identical"
+    );
+}
