@@ -88,7 +88,9 @@ impl Antiphon {
             if v == self.sent[i] {
                 continue;
             }
-            let rising = v >= 0.5 && !(self.sent[i] >= 0.5);
+            // NaN (never sent) counts as off, so a saved "on" does not fire on activation.
+            let was_on = self.sent[i] >= 0.5;
+            let rising = v >= 0.5 && !was_on && !self.sent[i].is_nan();
             self.sent[i] = v;
             self.knobs.set(k.bus_id(), v, clock);
             if def.binding == Binding::AudioThread {

@@ -172,16 +172,16 @@ impl Loaded {
 
     pub fn save(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut h = self.instance.plugin_handle();
-        self.state.save(&mut h, &mut out).expect("save state");
+        let h = self.instance.plugin_handle();
+        self.state.save(&h, &mut out).expect("save state");
         out
     }
 
     /// Loads a state blob; `Ok` if the plugin accepted it.
     pub fn load_state(&mut self, blob: &[u8]) -> Result<(), String> {
-        let mut h = self.instance.plugin_handle();
+        let h = self.instance.plugin_handle();
         let mut r = std::io::Cursor::new(blob);
-        self.state.load(&mut h, &mut r).map_err(|e| e.to_string())
+        self.state.load(&h, &mut r).map_err(|e| e.to_string())
     }
 
     pub fn latency(&mut self) -> u32 {
