@@ -1,0 +1,302 @@
+//! Loads the real built Antiphon `.clap` in a headless CLAP host (clack-host)
+//! and checks the host contract: parameters, sample rates, random block sizes,
+//! mid-block automation, reset/reactivate, state, dry pass-through.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use clack_host::prelude::*;
+use common::*;
+
+fn plugin() -> &'static PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| build_plugin("", "antiphon-plain"))
+}
+
+const NAMES: [&str; 10] = [
+    "Output gain",
+    "Dry/wet",
+    "Bypass",
+    "Audio temperature",
+    "Text temperature",
+    "Top-k",
+    "Codebook depth",
+    "Latency mode (lead floor)",
+    "Listen",
+    "Reset conversation",
+];
+
+fn noise(rng: &mut Rng, buf: &mut [f32]) {
+    for x in buf {
+        *x = (rng.unit() as f32 - 0.5) * 0.8;
+    }
+}
+
+#[test]
+fn parameters_enumerate_by_name_with_ranges() {
+    let mut p = load(plugin());
+    let ps = p.enumerate();
+    for n in NAMES {
+        assert!(
+            ps.iter().any(|q| q.name == n),
+            "missing parameter {n:?} in {ps:?}"
+        );
+    }
+    // nice-plug exposes float parameters normalised (0..1) and integers plain.
+    let gain = p.param("Output gain");
+    assert_eq!((gain.min, gain.max), (0.0, 1.0));
+    assert!(
+        (gain.default - 60.0 / 72.0).abs() < 1e-6,
+        "0 dB default: {gain:?}"
+    );
+    // Integers are exposed as steps above their minimum (1 → 0).
+    let close = |a: (f64, f64, f64), b: (f64, f64, f64)| {
+        (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3 && (a.2 - b.2).abs() < 1e-3
+    };
+    let k = p.param("Top-k");
+    assert!(
+        close((k.min, k.max, k.default), (0.0, 2047.0, 249.0)),
+        "{k:?}"
+    );
+    let d = p.param("Codebook depth");
+    assert!(close((d.min, d.max, d.default), (0.0, 7.0, 7.0)), "{d:?}");
+    let proc_ = p.activate(48_000.0, 4096);
+    assert_eq!(p.latency(), 0, "Antiphon reports zero latency (documented)");
+    p.deactivate(proc_);
+}
+
+#[test]
+fn any_rate_any_block_size_automation_reset_and_reactivate() {
+    let mut p = load(plugin());
+    let ids: Vec<Param> = NAMES.iter().map(|n| p.param(n)).collect();
+    let mut rng = Rng(0x5eed);
+    let mut io = Io::new(4096);
+    let mut events = EventBuffer::with_capacity(64);
+    let (mut blocks, mut samples, mut wet_seen) = (0u64, 0u64, false);
+    let rates = [
+        8_000.0, 22_050.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0, 44_099.5,
+    ];
+    for (ri, &rate) in rates.iter().enumerate() {
+        let mut proc_ = p.activate(rate, 4096);
+        for b in 0..300u32 {
+            let n = 1 + rng.below(4096) as usize;
+            // Silence a third of the time, noise otherwise.
+            for ch in io.input.iter_mut() {
+                if b % 3 == 0 {
+                    ch[..n].fill(0.0);
+                } else {
+                    noise(&mut rng, &mut ch[..n]);
+                }
+            }
+            events.clear();
+            let mut offs: Vec<u32> = (0..rng.below(4))
+                .map(|_| rng.below(n as u64) as u32)
+                .collect();
+            offs.sort();
+            for off in offs {
+                // Any knob but bypass (kept off so the wet path is exercised).
+                let q = &ids[[0, 1, 3, 4, 5, 6, 7, 8, 9][rng.below(9) as usize]];
+                let mut v = q.min + rng.unit() * (q.max - q.min);
+                if q.name == "Dry/wet" {
+                    v = v.max(0.5); // mostly wet, so generated audio is heard
+                }
+                events.push(&param_event(off, q.id, v));
+            }
+            io.process(&mut proc_, n, &events);
+            for ch in &io.output {
+                assert!(
+                    ch[..n].iter().all(|x| x.is_finite()),
+                    "non-finite output at {rate} Hz block {b}"
+                );
+            }
+            wet_seen |= io.output[0][..n]
+                .iter()
+                .zip(&io.input[0][..n])
+                .any(|(o, i)| o != i && *o != 0.0);
+            blocks += 1;
+            samples += n as u64;
+            if b == 100 {
+                proc_.reset();
+            }
+            if b == 200 && ri % 2 == 0 {
+                p.deactivate(proc_);
+                proc_ = p.activate(rate, 4096);
+            }
+        }
+        p.deactivate(proc_);
+    }
+    println!(
+        "processed {blocks} blocks, {samples} samples at {} rates",
+        rates.len()
+    );
+    assert!(wet_seen, "stand-in model output never reached the output");
+}
+
+/// Blocks run (with a short pause each) before [`run_noise`] sends its events,
+/// so the engine has reported ready and the stream is in steady state.
+const WARMUP: usize = 20;
+
+/// Runs `blocks` blocks of noise at 48 kHz, sending `first` in block [`WARMUP`];
+/// returns input and output (right channel) from that block on.
+fn run_noise(
+    p: &mut Loaded,
+    first: &[(u32, ClapId, f64)],
+    blocks: usize,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut proc_ = p.activate(48_000.0, 4096);
+    let mut io = Io::new(4096);
+    let mut rng = Rng(7);
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
+    let mut events = EventBuffer::with_capacity(8);
+    for b in 0..blocks {
+        events.clear();
+        if b < WARMUP {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        if b == WARMUP {
+            for &(off, id, v) in first {
+                events.push(&param_event(off, id, v));
+            }
+        }
+        for ch in io.input.iter_mut() {
+            noise(&mut rng, &mut ch[..n]);
+        }
+        io.process(&mut proc_, n, &events);
+        if b >= WARMUP {
+            ins.extend_from_slice(&io.input[1][..n]);
+            outs.extend_from_slice(&io.output[1][..n]);
+        }
+    }
+    p.deactivate(proc_);
+    (ins, outs)
+}
+
+#[test]
+fn dry_wet_at_zero_passes_input_through_and_automation_is_sample_accurate() {
+    let mut p = load(plugin());
+    let mix = p.param("Dry/wet").id;
+    // The mix change lands at sample 1000 of the first block; 5 ms ramp after it.
+    let (ins, outs) = run_noise(&mut p, &[(1000, mix, 0.0)], WARMUP + 20, 2048);
+    let ramp = 240;
+    assert!(
+        outs[..1000].iter().zip(&ins).all(|(o, i)| o != i),
+        "mix changed before its offset"
+    );
+    let from = 1000 + ramp + 1;
+    let same = outs[from..]
+        .iter()
+        .zip(&ins[from..])
+        .filter(|(o, i)| o == i)
+        .count();
+    assert_eq!(
+        same,
+        ins.len() - from,
+        "dry/wet 0 must pass input through unchanged (latency 0)"
+    );
+}
+
+#[test]
+fn state_round_trips_and_restoring_twice_gives_the_same_parameters() {
+    let mut a = load(plugin());
+    let (k, t, m) = (
+        a.param("Top-k").id,
+        a.param("Audio temperature").id,
+        a.param("Dry/wet").id,
+    );
+    // Temperature is normalised: 0.625 of 0..2 = 1.25.
+    run_noise(
+        &mut a,
+        &[(0, k, 39.0), (0, t, 0.625), (0, m, 0.3)],
+        WARMUP + 1,
+        256,
+    );
+    let saved = a.save();
+    let expect = a.values();
+    assert!(
+        expect
+            .iter()
+            .any(|(n, v)| n == "Top-k" && (*v - 39.0).abs() < 1e-3),
+        "{expect:?}"
+    );
+    assert!(
+        expect
+            .iter()
+            .any(|(n, v)| n == "Audio temperature" && (*v - 0.625).abs() < 1e-6),
+        "{expect:?}"
+    );
+    let mut b = load(plugin());
+    b.load_state(&saved).unwrap();
+    let once = b.values();
+    b.load_state(&saved).unwrap();
+    assert_eq!(once, expect);
+    assert_eq!(b.values(), once);
+    assert_eq!(
+        b.save(),
+        saved,
+        "saving restored state gives the same bytes"
+    );
+}
+
+/// nice-plug's CLAP state: an 8-byte little-endian length, then JSON.
+fn framed(json: &str) -> Vec<u8> {
+    let mut v = (json.len() as u64).to_le_bytes().to_vec();
+    v.extend_from_slice(json.as_bytes());
+    v
+}
+
+#[test]
+fn empty_random_and_foreign_state_give_defaults_without_crashing() {
+    let mut p = load(plugin());
+    let defaults = p.values();
+    let mut rng = Rng(99);
+    assert!(p.load_state(&[]).is_err(), "empty state must be refused");
+    for i in 0..50 {
+        let len = rng.below(300) as usize;
+        let mut blob: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if i % 2 == 0 && len >= 8 {
+            blob[..8].copy_from_slice(&((len - 8) as u64).to_le_bytes()); // plausible length
+        }
+        let _ = p.load_state(&blob);
+        assert_eq!(p.values(), defaults, "random state #{i} changed parameters");
+    }
+    // Another plugin's JSON, and our own keys with wrong types / out of range.
+    let foreign = r#"{"version":"1.0","params":{"cutoff":{"f32":0.5},"top_k":{"bool":true},"gain_db":{"f32":1000.0}},"fields":{"model_dir":"[1,2]"}}"#;
+    let _ = p.load_state(&framed(foreign));
+    let got = p.values();
+    for ((n, v), (_, d)) in got.iter().zip(&defaults) {
+        if n == "Output gain" {
+            assert_eq!(
+                *v, 1.0,
+                "out-of-range gain is clamped to +12 dB (normalised 1.0)"
+            );
+        } else {
+            assert_eq!(v, d, "{n} not default after foreign state");
+        }
+    }
+    // Still processes normally.
+    let (_, outs) = run_noise(&mut p, &[], WARMUP + 10, 512);
+    assert!(outs.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn a_missing_model_passes_audio_through_dry() {
+    let mut p = load(plugin());
+    let saved = String::from_utf8(p.save()[8..].to_vec()).unwrap();
+    let json = saved.replace(
+        r#""model_dir":"\"\"""#,
+        r#""model_dir":"\"/no/such/antiphon-model\"""#,
+    );
+    assert_ne!(json, saved, "state layout changed: {saved}");
+    p.load_state(&framed(&json)).unwrap();
+    // Mix stays at 100 % wet, yet with no model the output is the input (after
+    // the bypass crossfade that starts at the first block).
+    let (ins, outs) = run_noise(&mut p, &[], WARMUP + 10, 2048);
+    let from = 0;
+    assert!(
+        outs[from..].iter().zip(&ins[from..]).all(|(o, i)| o == i),
+        "failed model must give dry audio"
+    );
+}
