@@ -51,7 +51,7 @@ impl SimClock {
 
     /// Moves time forward to `t` seconds (never backward).
     pub fn advance_to(&self, t: f64) {
-        let n = (t.max(0.0) * 1e9) as u64;
+        let n = (t.max(0.0) * 1e9).ceil() as u64; // up, so now() >= t afterwards
         self.nanos.fetch_max(n, Ordering::SeqCst);
     }
 }
