@@ -12,6 +12,7 @@
 //!   [`backbone::Backbone`], [`code_predictor::CodePredictor`],
 //!   [`decoder::Decoder`], [`output::Output`]; [`chain::OfflineChain`] runs
 //!   them in order.
+//! * [`graph::canonical_graph`]: the same nodes as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
 
@@ -26,6 +27,7 @@ pub mod decoder;
 pub mod driver;
 pub mod encoder;
 pub mod errors;
+pub mod graph;
 pub mod knobs;
 pub mod output;
 pub mod resample;
