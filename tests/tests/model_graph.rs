@@ -1,0 +1,79 @@
+//! The full canonical graph on the built-in model, scheduled by the engine:
+//! offline speed, determinism across worker counts and seeds, and a 60 s run
+//! paced by the virtual device's wall clock (48 kHz, 256-sample blocks).
+
+use std::sync::atomic::Ordering;
+use std::thread;
+
+use antiphon_framework::clock::WallClock;
+use antiphon_framework::device::{BlockSizes, Pacing as DevicePacing, VirtualDevice};
+use antiphon_framework::engine::{render_offline, Engine, EngineConfig};
+use antiphon_framework::synth::speechlike;
+use antiphon_framework::{endpoint, EndpointConfig};
+use antiphon_nodes::graph::{canonical_graph, knob_bus};
+use antiphon_nodes::ModelBundle;
+
+const RATE: f64 = 48_000.0;
+
+fn voice(seconds: f64) -> Vec<f32> {
+    (0..(seconds * RATE) as u64).map(|n| speechlike(n, RATE)).collect()
+}
+
+fn render(workers: usize, seed: u64, seconds: f64) -> (Vec<f32>, antiphon_framework::report::Report) {
+    let bundle = ModelBundle::builtin().expect("built-in model loads");
+    let graph = canonical_graph(&bundle, RATE, seed).unwrap();
+    let knobs = knob_bus(&graph, vec![]).unwrap();
+    let (out, report, _) = render_offline(graph, voice(seconds), EngineConfig { workers, ..Default::default() }, knobs);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    (out, report)
+}
+
+#[test]
+fn offline_render_is_fast_and_deterministic_across_workers_and_seeds() {
+    let (a, r) = render(1, 7, 8.0);
+    let stages: Vec<String> = r.stages_ms.iter().map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99)).collect();
+    eprintln!("offline, 8 s @ 48 kHz, 1 worker: compute RTF {:.3}, wall {:.2} s\n  {}", r.rtf, r.wall_seconds, stages.join("\n  "));
+    assert_eq!(a.len(), voice(8.0).len());
+    assert!(a.iter().all(|x| x.is_finite()));
+    assert!(a.iter().any(|x| x.abs() > 1e-4), "the model produced sound");
+    // Loose sanity bound (shared, noisy machine; the figure goes in the report).
+    assert!(r.rtf < 0.5, "RTF {}", r.rtf);
+    for w in [2, 4] {
+        let (b, _) = render(w, 7, 8.0);
+        assert!(a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{w} workers changed the output");
+    }
+    let (c, _) = render(2, 8, 8.0);
+    assert_ne!(a, c, "another seed gives another output");
+}
+
+#[test]
+fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
+    let bundle = ModelBundle::builtin().unwrap();
+    let graph = canonical_graph(&bundle, RATE, 1).unwrap();
+    let knobs = knob_bus(&graph, vec![]).unwrap();
+    let (mut audio, gen) = endpoint(&EndpointConfig::new(RATE));
+    let stats = audio.stats().clone();
+    let engine = Engine::start(graph, gen, EngineConfig { workers: 2, ..Default::default() }, knobs, WallClock::new());
+    let seconds = 60.0;
+    let device = thread::spawn(move || {
+        let dev = VirtualDevice::new(RATE, 2, BlockSizes::Fixed(256), DevicePacing::WallClock);
+        dev.run((seconds * RATE) as u64, |b| {
+            for ch in b.channels.iter_mut() {
+                for (i, x) in ch.iter_mut().enumerate() {
+                    *x = speechlike(b.start + i as u64, RATE);
+                }
+            }
+            audio.process(b.channels, &[]);
+            true
+        })
+    });
+    let run = device.join().unwrap();
+    let r = engine.stop();
+    eprintln!("{}", r.summary());
+    let stages: Vec<String> = r.stages_ms.iter().map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99)).collect();
+    eprintln!("paced 60 s @ 48 kHz/256: {}", stages.join(", "));
+    assert_eq!(run.xruns, 0);
+    assert!(r.frames >= 700, "generated {} frames", r.frames);
+    assert_eq!(r.underruns.after_warmup, 0, "underruns after warm-up: {}", r.summary());
+    assert!(stats.first_output_at.load(Ordering::Relaxed) < (RATE as u64), "audio within the first second");
+}
