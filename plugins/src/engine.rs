@@ -16,16 +16,9 @@
 //! * honour [`EngineHandle::request_reset`] (host reset / the `reset` knob);
 //! * stop promptly when the handle is dropped.
 //!
-//! **Stand-in generation.** The real graph (framework issue 3) and the model
-//! nodes (issue 4) do not exist yet, so [`run_stand_in`] is a placeholder that
-//! is *not* a model: it reads captured input in 80 ms frames and writes back a
-//! deterministic transform of it (level scaled by the audio temperature,
-//! quantised by the codebook depth, silenced when `listen` is off), keeping the
-//! queue at least `lead_floor_ms` deep. It exists so that the plugin, its knobs,
-//! its host contract and its realtime safety can be built and tested now; the
-//! lead swaps the real graph in here, in this module only.
+//! Generation is the canonical speech-to-speech graph (`antiphon-nodes`) on
+//! the framework's engine (worker pool + adaptive lead controller).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -34,7 +27,10 @@ use std::time::Duration;
 use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::{endpoint, AudioSide, EndpointConfig, GenSide};
 
-use crate::knob_table::Knob;
+use antiphon_framework::clock::WallClock;
+use antiphon_framework::engine::{Engine as FrameworkEngine, EngineConfig};
+use antiphon_nodes::graph::canonical_graph;
+use antiphon_nodes::ModelBundle;
 
 /// Length of one model frame (Mimi: 80 ms).
 pub const FRAME_SECONDS: f64 = 0.080;
@@ -158,7 +154,7 @@ impl Engine {
             let (status, reset, stop) = (status.clone(), reset.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("antiphon-engine".into())
-                .spawn(move || run_stand_in(gen, model, knobs, status, reset, stop))
+                .spawn(move || run(gen, model, knobs, status, reset, stop))
                 .map_err(|e| format!("cannot start the generation thread: {e}"))?
         };
         Ok((
@@ -173,26 +169,19 @@ impl Engine {
     }
 }
 
-/// Stand-in "model loading": the built-in choice is always available; a
-/// directory must exist. Real loading (bundle validation, weights) replaces this.
-fn load_stand_in(choice: &str) -> Result<String, String> {
+/// Loads the chosen model ("" or "builtin" = the built-in tiny model).
+fn load(choice: &str) -> Result<ModelBundle, String> {
     if choice.is_empty() || choice == "builtin" {
-        return Ok("built-in stand-in generator (not a model; real graph pending)".into());
+        ModelBundle::builtin().map_err(|e| e.to_string())
+    } else {
+        ModelBundle::load(choice).map_err(|e| e.to_string())
     }
-    let p = Path::new(choice);
-    if !p.is_dir() {
-        return Err(format!(
-            "model directory `{choice}` does not exist or is not a directory"
-        ));
-    }
-    Ok(format!(
-        "stand-in generator for `{choice}` (model nodes pending)"
-    ))
 }
 
-/// The stand-in worker loop. NOT A MODEL — see the module docs.
-fn run_stand_in(
-    mut gen: GenSide,
+/// The generation thread: loads the model, runs the canonical graph on the
+/// framework engine, and restarts it when the model choice changes.
+fn run(
+    gen: GenSide,
     model: ModelChoice,
     knobs: Arc<KnobBus>,
     status: Arc<EngineStatus>,
@@ -200,93 +189,44 @@ fn run_stand_in(
     stop: Arc<AtomicBool>,
 ) {
     let rate = gen.sample_rate();
-    let frame = ((rate * FRAME_SECONDS).round() as usize).max(1);
-    let mut buf = vec![0.0f32; frame];
-    let mut silence = vec![0.0f32; frame];
-    let mut loaded: Option<String> = None;
-    let mut primed = false;
-    let mut reset_version = 0u64;
-
+    let mut gen = Some(gen);
+    let mut sink = vec![0.0f32; 4096];
     while !stop.load(Ordering::Acquire) {
-        knobs.publish();
-        let snap = knobs.snapshot();
-        let entry = |k: Knob| snap.entry(k.def().id).copied();
-        let value = |k: Knob| entry(k).map_or(k.def().default, |e| e.value);
-
-        // (Re)load when the choice changes; audio stays dry meanwhile.
         let choice = model.current();
-        if loaded.as_deref() != Some(choice.as_str()) {
-            status.set(Status::Loading, format!("loading `{choice}`"));
-            match load_stand_in(&choice) {
-                Ok(what) => status.set(Status::Ready, what),
-                Err(why) => status.set(Status::Failed, why),
-            }
-            loaded = Some(choice);
-            primed = false;
-        }
-
-        let (reset_value, version) = entry(Knob::RESET).map_or((0.0, 0), |e| (e.value, e.version));
-        let knob_reset = version != reset_version && reset_value >= 0.5;
-        reset_version = version;
-        if reset.swap(false, Ordering::AcqRel) || knob_reset {
-            // Drop captured input: a new conversation starts from now.
-            while gen.read_input(&mut buf) > 0 {}
-            primed = false;
-        }
-
-        if status.status() != Status::Ready {
-            // Nobody listens: discard input so the ring never fills.
-            while gen.read_input(&mut buf) > 0 {}
-            std::thread::sleep(TICK);
-            continue;
-        }
-
-        // Hold the queue at least `lead_floor_ms` deep before the first frame.
-        let floor = (value(Knob::LEAD_FLOOR_MS) as f64 / 1000.0 * rate) as usize;
-        if !primed {
-            let mut left = floor.saturating_sub(gen.queued());
-            while left > 0 {
-                let n = left.min(silence.len());
-                let w = gen.write_output(&silence[..n]);
-                if w == 0 {
-                    break;
+        status.set(Status::Loading, format!("loading `{}`", if choice.is_empty() { "builtin" } else { &choice }));
+        let graph = load(&choice).and_then(|b| canonical_graph(&b, rate, 0));
+        let graph = match graph {
+            Ok(g) => g,
+            Err(why) => {
+                status.set(Status::Failed, why);
+                // Wait for another choice; keep the input ring drained meanwhile.
+                while !stop.load(Ordering::Acquire) && model.current() == choice {
+                    knobs.publish();
+                    if let Some(g) = gen.as_mut() {
+                        while g.read_input(&mut sink) > 0 {}
+                    }
+                    std::thread::sleep(TICK);
                 }
-                left -= w;
+                continue;
             }
-            primed = true;
-        }
-
-        if gen.input_available() < frame {
+        };
+        let Some(io) = gen.take() else { return };
+        let cfg = EngineConfig { workers: 2, ..Default::default() };
+        let engine = FrameworkEngine::start(graph, io, cfg, knobs.clone(), WallClock::new());
+        status.set(Status::Ready, format!("model `{}` running", if choice.is_empty() { "builtin" } else { &choice }));
+        let mut reported = 0;
+        while !stop.load(Ordering::Acquire) && model.current() == choice {
+            if reset.swap(false, Ordering::AcqRel) {
+                engine.reset();
+            }
+            let errors = engine.errors();
+            if errors.len() > reported {
+                reported = errors.len();
+                nice_plug::nice_error!("Antiphon: {}", errors[errors.len() - 1]);
+            }
             std::thread::sleep(TICK);
-            continue;
         }
-        gen.read_input(&mut buf);
-        stand_in_transform(
-            &mut buf,
-            value(Knob::AUDIO_TEMPERATURE),
-            value(Knob::CODEBOOK_DEPTH),
-            value(Knob::LISTEN) >= 0.5,
-        );
-        if gen.write_output(&buf) < buf.len() {
-            primed = false; // queue was full: start again from the floor
-        }
-        silence.fill(0.0);
-    }
-}
-
-/// The stand-in's deterministic "model output" for one frame (not a model):
-/// level follows the audio temperature, resolution follows the codebook depth
-/// (fewer codebooks → coarser), nothing is heard when `listen` is off.
-pub fn stand_in_transform(frame: &mut [f32], temperature: f32, depth: f32, listen: bool) {
-    if !listen {
-        frame.fill(0.0);
-        return;
-    }
-    let level = 0.5 + 0.25 * temperature;
-    let steps = (2.0f32).powf(depth.clamp(1.0, 8.0) + 1.0);
-    for x in frame.iter_mut() {
-        let y = (*x * level).clamp(-1.0, 1.0);
-        *x = (y * steps).round() / steps;
+        gen = engine.stop_into_io().1;
     }
 }
 
@@ -294,21 +234,6 @@ pub fn stand_in_transform(frame: &mut [f32], temperature: f32, depth: f32, liste
 mod tests {
     use super::*;
     use crate::knob_table;
-
-    #[test]
-    fn stand_in_output_reflects_knobs() {
-        let mut a = [0.3f32; 4];
-        stand_in_transform(&mut a, 0.8, 8.0, true);
-        let mut b = [0.3f32; 4];
-        stand_in_transform(&mut b, 2.0, 8.0, true);
-        assert!(b[0] > a[0]);
-        let mut c = [0.3f32; 4];
-        stand_in_transform(&mut c, 0.8, 1.0, true);
-        assert_ne!(c[0], a[0]);
-        let mut d = [0.3f32; 4];
-        stand_in_transform(&mut d, 0.8, 8.0, false);
-        assert_eq!(d, [0.0; 4]);
-    }
 
     #[test]
     fn missing_model_dir_fails_with_a_reason_and_builtin_becomes_ready() {

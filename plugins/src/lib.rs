@@ -3,7 +3,7 @@
 //! * [`knob_table`]: the knobs (ids, ranges, units, bindings).
 //! * [`params`]: host parameters and persisted model directory / preset.
 //! * [`state`]: saved-state sanitising (foreign or out-of-range → defaults).
-//! * [`engine`]: the generation side behind one interface (stand-in for now).
+//! * [`engine`]: the generation side (model loading, the canonical graph on the engine).
 //! * [`presets`]: the shared `presets/` files.
 //!
 //! **Latency.** The plugin reports **0 samples** to the host. The dry path is

@@ -2,7 +2,7 @@
 //! `assert_process_allocs` aborts the process on any allocation inside
 //! `process`, so the harness runs in a child process (this binary re-running
 //! its own ignored `alloc_child` test). The checked build must survive
-//! thousands of blocks with knob changes and stand-in model output; a canary
+//! thousands of blocks with knob changes and model output; a canary
 //! build that allocates in `process` must abort, proving the check can fail.
 
 mod common;
@@ -101,7 +101,7 @@ fn checked_build_never_allocates_in_process() {
     let wet: u32 = line.rsplit('=').next().unwrap().trim().parse().unwrap();
     assert!(
         wet > 100,
-        "too little stand-in model output to be a real check: {line}"
+        "too little model output to be a real check: {line}"
     );
 }
 

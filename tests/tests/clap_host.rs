@@ -131,7 +131,7 @@ fn any_rate_any_block_size_automation_reset_and_reactivate() {
         "processed {blocks} blocks, {samples} samples at {} rates",
         rates.len()
     );
-    assert!(wet_seen, "stand-in model output never reached the output");
+    assert!(wet_seen, "model output never reached the output");
 }
 
 /// Blocks run (with a short pause each) before [`run_noise`] sends its events,

@@ -198,6 +198,19 @@ impl Engine {
         self.shared.lock().report()
     }
 
+    /// Stops the workers and hands back the endpoint's generation side (to start
+    /// another graph on the same endpoint, e.g. after loading another model).
+    pub fn stop_into_io(mut self) -> (Report, Option<GenSide>) {
+        self.halt();
+        let mut core = self.shared.lock();
+        let report = core.report();
+        let io = std::mem::replace(&mut core.io, Io::Offline { input: Vec::new(), pos: 0, output: Vec::new() });
+        (report, match io {
+            Io::Live(g) => Some(g),
+            Io::Offline { .. } => None,
+        })
+    }
+
     fn halt(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
