@@ -180,6 +180,7 @@ pub(super) struct Core {
     warmup_underruns: Option<u64>,
     skipped: u64,
     slow_ratio: f64,
+    stage_ema: Vec<f64>,
     started_at: f64,
     last_rss: f64,
     pub failed: bool,
@@ -279,6 +280,7 @@ impl Core {
             warmup_underruns: None,
             skipped: 0,
             slow_ratio: 0.0,
+            stage_ema: vec![0.0; n],
             started_at: now,
             last_rss: now,
             failed: false,
@@ -363,7 +365,15 @@ impl Core {
         }
         let frame_s = self.cfg.frame_seconds;
         while let Some(si) = self.slots.iter().position(|s| s.seq.is_none()) {
+            // Admit only what the first stage can start next: a frame admitted
+            // early would wait in a slot and look slow to the lead controller,
+            // while waiting in the input ring keeps its age visible.
+            let first = self.stages[0].next_seq;
+            if self.slots.iter().any(|s| s.seq.is_some_and(|q| q >= first)) {
+                return;
+            }
             let (start, len) = frame_bounds(self.next_frame, frame_s, self.rate);
+            let mut age_s = 0.0;
             match self.cfg.pacing {
                 Pacing::InputPaced => {
                     let avail = self.io.input_available();
@@ -372,14 +382,18 @@ impl Core {
                     if avail < len && !last_partial {
                         return;
                     }
-                    // Never unbounded: a frame already older than the budget allows
-                    // is skipped, so latency cannot grow when generation is slow.
+                    // Never unbounded. Frames older than the ceiling are skipped;
+                    // and when generation is slower than real time on average,
+                    // only the newest complete frame is made (older ones are
+                    // skipped), so latency stays flat instead of growing.
                     if self.live() {
                         let age_ms = self.io.audio_clock().saturating_sub(start + len as u64)
                             as f64
                             / self.rate
                             * 1000.0;
-                        if age_ms > self.controller.target_ms() + frame_s * 1000.0 {
+                        let backlog = avail / len.max(1);
+                        let too_old = age_ms > self.controller.settings().ceiling_ms;
+                        if too_old || (self.slow_ratio > 1.0 && backlog >= 2) {
                             let mut sink = std::mem::take(&mut self.slots[si].ext_in);
                             let buf = sink.audio_buf();
                             buf.resize(len, 0.0);
@@ -389,6 +403,7 @@ impl Core {
                             self.next_frame += 1;
                             continue;
                         }
+                        age_s = age_ms / 1000.0;
                     }
                 }
                 Pacing::FreeRunning => {
@@ -415,7 +430,8 @@ impl Core {
             slot.frame = self.next_frame;
             slot.start = start;
             slot.len = len;
-            slot.ready_at = now;
+            // Production time counts from the moment the frame's input was complete.
+            slot.ready_at = now - age_s;
             slot.done.iter_mut().for_each(|d| *d = false);
             slot.snaps.iter_mut().for_each(|s| *s = None);
             slot.compute_ms = 0.0;
@@ -527,7 +543,18 @@ impl Core {
         }
         slot.done[stage] = true;
         st.next_seq += 1;
+        self.update_speed(stage, ms);
         self.write_ready();
+    }
+
+    /// Keeps an average of each stage's time; the slowest stage (or, with too
+    /// few workers, their sum shared among the workers) bounds throughput.
+    fn update_speed(&mut self, stage: usize, ms: f64) {
+        let e = &mut self.stage_ema[stage];
+        *e = if *e == 0.0 { ms } else { 0.9 * *e + 0.1 * ms };
+        let slowest = self.stage_ema.iter().cloned().fold(0.0, f64::max);
+        let shared = self.stage_ema.iter().sum::<f64>() / self.cfg.workers.max(1) as f64;
+        self.slow_ratio = slowest.max(shared) / (self.cfg.frame_seconds * 1000.0);
     }
 
     fn write_ready(&mut self) {
@@ -588,13 +615,6 @@ impl Core {
                 self.rec.itl.record_ms((now - prev) * 1000.0);
                 self.rec.series[2].push(t_rel, (now - prev) * 1000.0);
             }
-            // Generation slower than real time? (compute per frame vs frame length)
-            let ratio = self.slots[si].compute_ms / (self.cfg.frame_seconds * 1000.0);
-            self.slow_ratio = if self.slow_ratio == 0.0 {
-                ratio
-            } else {
-                0.95 * self.slow_ratio + 0.05 * ratio
-            };
         }
         self.last_write = Some(now);
         let w = self.writer.write(self.io.out(), samples, adjust);

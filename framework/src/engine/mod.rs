@@ -292,6 +292,7 @@ pub fn run_simulated(
 ) -> Report {
     let rate = graph.sample_rate;
     let (mut audio, gen) = endpoint(&EndpointConfig::new(rate));
+    let cfg = EngineConfig { workers: 1, ..cfg };
     let mut core = Core::new(graph, Io::Live(gen), cfg, knobs, clock.clone());
     let block = block.max(1);
     let block_s = block as f64 / rate;
