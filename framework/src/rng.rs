@@ -32,10 +32,14 @@ impl SplitMix64 {
         lo + self.next_u64() % (hi - lo + 1)
     }
 
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.next_f64().max(f64::MIN_POSITIVE);
-        let u2 = self.next_f64();
+    /// Uniform in (0, 1]: never 0, so `ln` is safe in Box–Muller.
+    pub fn next_unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller; one value per call, simple over fast).
+    pub fn next_normal(&mut self) -> f64 {
+        let (u1, u2) = (self.next_unit(), self.next_unit());
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 }
@@ -57,7 +61,7 @@ mod tests {
             let f = r.next_f64();
             assert!((0.0..1.0).contains(&f));
         }
-        let mean: f64 = (0..20_000).map(|_| r.normal()).sum::<f64>() / 20_000.0;
+        let mean: f64 = (0..20_000).map(|_| r.next_normal()).sum::<f64>() / 20_000.0;
         assert!(mean.abs() < 0.05);
     }
 }

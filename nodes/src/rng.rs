@@ -1,34 +1,8 @@
-//! A tiny seeded RNG for making the built-in model's weights. candle's CPU RNG
-//! cannot be seeded, and the weights must be identical on every machine.
+//! Seeds for the built-in model's weights and for sampling. The generator is
+//! the framework's SplitMix64 (candle's CPU RNG cannot be seeded, and the
+//! weights must be identical on every machine).
 
-/// SplitMix64: 64-bit state, passes BigCrush, trivially reproducible.
-#[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1]: never 0, so `ln` is safe in Box-Muller.
-    pub fn next_unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal via Box-Muller (one value per call; simple over fast).
-    pub fn next_normal(&mut self) -> f64 {
-        let (u1, u2) = (self.next_unit(), self.next_unit());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
+pub use antiphon_framework::rng::SplitMix64;
 
 /// Mixes a seed with a name (FNV-1a), so each tensor gets its own stream and
 /// the weights do not depend on the order in which tensors are requested.
