@@ -138,6 +138,7 @@ fn audio_thread_never_allocates_under_stress() {
         underruns += u;
         sanitised += nf;
     }
+    eprintln!("{} rates × 400 blocks (sizes 0..=8192): 0 allocations; {underruns} underrun callbacks, {sanitised} non-finite samples sanitised", rates.len());
     // The scenario must really have exercised gap fill and sanitising.
     assert!(
         underruns > 0,

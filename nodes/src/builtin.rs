@@ -161,27 +161,8 @@ fn record(
         seed,
         tensors: Mutex::new(BTreeMap::new()),
     });
-    struct Shared(std::sync::Arc<Recorder>);
-    impl candle_nn::var_builder::SimpleBackend for Shared {
-        fn get(
-            &self,
-            s: Shape,
-            n: &str,
-            h: candle_nn::Init,
-            d: DType,
-            dev: &Device,
-        ) -> candle::Result<Tensor> {
-            self.0.get(s, n, h, d, dev)
-        }
-        fn get_unchecked(&self, n: &str, d: DType, dev: &Device) -> candle::Result<Tensor> {
-            self.0.get_unchecked(n, d, dev)
-        }
-        fn contains_tensor(&self, n: &str) -> bool {
-            self.0.contains_tensor(n)
-        }
-    }
     let vb =
-        candle_nn::VarBuilder::from_backend(Box::new(Shared(rec.clone())), DType::F32, Device::Cpu);
+        candle_nn::VarBuilder::from_backend(Box::new(crate::weights::SharedBackend(rec.clone())), DType::F32, Device::Cpu);
     build(vb)?;
     let map = std::mem::take(&mut *rec.tensors.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(map)

@@ -31,6 +31,19 @@ fn alloc_child() {
     let mut events = EventBuffer::with_capacity(16);
     let mut proc_ = p.activate(48_000.0, 1024);
     let mut wet_blocks = 0;
+    // The model loads on a background thread: wait (bounded) for its first
+    // output so the checked blocks really carry model audio.
+    let mut warm = false;
+    for _ in 0..3000 {
+        io.process(&mut proc_, 256, &events);
+        // Judge by the block's end: the first block differs only by a bypass ramp.
+        if io.output[0][240..256].iter().zip(&io.input[0][240..256]).all(|(o, i)| o != i) {
+            warm = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(warm, "the model never produced output");
     for b in 0..BLOCKS {
         let n = 1 + rng.below(1024) as usize;
         for ch in io.input.iter_mut() {
@@ -60,9 +73,8 @@ fn alloc_child() {
         if b % 500 == 499 {
             proc_.reset();
         }
-        if b % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(1)); // let the worker produce
-        }
+        // Run at about twice real time so generation keeps up.
+        std::thread::sleep(Duration::from_secs_f64(n as f64 / 48_000.0 / 2.0));
     }
     p.deactivate(proc_);
     println!("ALLOC_CHILD_DONE blocks={BLOCKS} wet_blocks={wet_blocks}");

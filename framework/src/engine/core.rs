@@ -189,6 +189,17 @@ pub(super) struct Core {
     status: Status,
 }
 
+/// Moves a stage's input payloads between its scratch vector and the frame's
+/// slot (taking them out before a job, putting them back after it).
+fn swap_inputs(sources: &[Source], ins: &mut [Payload], slot: &mut Slot) {
+    for (k, src) in sources.iter().enumerate() {
+        match src {
+            Source::External => std::mem::swap(&mut ins[k], &mut slot.ext_in),
+            Source::Stage { stage, port } => std::mem::swap(&mut ins[k], &mut slot.outs[*stage][*port]),
+        }
+    }
+}
+
 fn frame_bounds(t: u64, frame_s: f64, rate: f64) -> (u64, usize) {
     let a = (t as f64 * frame_s * rate).round() as u64;
     let b = ((t + 1) as f64 * frame_s * rate).round() as u64;
@@ -467,14 +478,7 @@ impl Core {
             let mut ins = std::mem::take(&mut st.ins);
             let outs = std::mem::take(&mut st.outs);
             let slot = &mut self.slots[si];
-            for (k, src) in st.sources.iter().enumerate() {
-                match src {
-                    Source::External => std::mem::swap(&mut ins[k], &mut slot.ext_in),
-                    Source::Stage { stage, port } => {
-                        std::mem::swap(&mut ins[k], &mut slot.outs[*stage][*port])
-                    }
-                }
-            }
+            swap_inputs(&st.sources, &mut ins, slot);
             slot.snaps[s] = Some(snap.clone());
             return Some(Job {
                 stage: s,
@@ -510,14 +514,7 @@ impl Core {
         st.node = Some(node);
         st.busy = false;
         let slot = &mut self.slots[si];
-        for (k, src) in st.sources.iter().enumerate() {
-            match src {
-                Source::External => std::mem::swap(&mut ins[k], &mut slot.ext_in),
-                Source::Stage { stage, port } => {
-                    std::mem::swap(&mut ins[k], &mut slot.outs[*stage][*port])
-                }
-            }
-        }
+        swap_inputs(&st.sources, &mut ins, slot);
         std::mem::swap(&mut outs, &mut slot.outs[stage]);
         st.ins = ins;
         st.outs = outs;
