@@ -25,10 +25,6 @@ impl Audio {
         self.channels.first().map_or(0, |c| c.len())
     }
 
-    pub fn seconds(&self) -> f64 {
-        self.frames() as f64 / self.spec.sample_rate as f64
-    }
-
     /// Mono mix-down, as the endpoint does for the model.
     pub fn mono(&self) -> Vec<f32> {
         let n = self.channels.len().max(1) as f32;
