@@ -100,6 +100,8 @@ struct Meters {
     input_peak: AtomicU32,
     output_peak: AtomicU32,
     stream_errors: AtomicU64,
+    /// Largest device buffer seen, frames (its period is our callback's deadline).
+    max_block: AtomicU64,
 }
 
 fn raise(peak: &AtomicU32, x: f32) {
@@ -164,6 +166,7 @@ pub fn run(args: LiveArgs) -> Result<()> {
         audio.set_param(p, v);
     }
     let meters = Arc::new(Meters::default());
+    let endpoint_stats = audio.stats().clone();
     // Microphone → audio thread: mono samples, one second of room.
     let (mut mic_tx, mut mic_rx) = rtrb::RingBuffer::<f32>::new(rate.0 as usize);
 
@@ -182,6 +185,10 @@ pub fn run(args: LiveArgs) -> Result<()> {
     let m_out = meters.clone();
     let mut planar: Vec<Vec<f32>> = (0..out_ch).map(|_| vec![0.0; MAX_BLOCK]).collect();
     let on_output = move |data: &mut [f32]| {
+        let frames = (data.len() / out_ch.max(1)) as u64;
+        if frames > m_out.max_block.load(Ordering::Relaxed) {
+            m_out.max_block.store(frames, Ordering::Relaxed);
+        }
         let mut peak = 0.0f32;
         for block in data.chunks_mut(MAX_BLOCK * out_ch.max(1)) {
             let n = block.len() / out_ch.max(1);
@@ -281,8 +288,23 @@ pub fn run(args: LiveArgs) -> Result<()> {
     let trace = engine.trace_json();
     let report = engine.stop();
     print!("{}", outputs::summary(&report, true));
+    // Our side: gap-filled callbacks (above) and callbacks that overran their period.
+    let period_ms = meters.max_block.load(Ordering::Relaxed) as f64 / rate.0 as f64 * 1000.0;
+    let cb = &endpoint_stats.callback_ms;
     println!(
-        "device stream errors (xruns reported by {backend}): {}",
+        "audio callback p99 {:.3} / max {:.3} ms of a {period_ms:.2} ms period ({})",
+        cb.quantile_ms(0.99),
+        cb.max_ms(),
+        if cb.max_ms() < period_ms {
+            "never late"
+        } else {
+            "LATE: our callback overran its period"
+        }
+    );
+    // Server-wide xruns, notified to each of our two clients (a non-realtime or
+    // loaded JACK server has them whatever its clients do).
+    println!(
+        "{backend} stream errors/xrun notifications: {}",
         meters.stream_errors.load(Ordering::Relaxed)
     );
     outputs::write_files(
