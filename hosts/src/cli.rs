@@ -1,0 +1,184 @@
+//! Command-line interface: every subcommand and option, with the help text
+//! people read first.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::script::{KnobChange, Stall};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "antiphon",
+    version,
+    about = "Talk to streaming speech models (Mimi + Moshi) in realtime, without stutter.",
+    long_about = "Talk to streaming speech models (Mimi + Moshi) in realtime, without stutter.\n\n\
+        Generation runs on worker threads one 80 ms frame at a time; an adaptive lead \
+        controller holds just enough audio ahead of the playhead that the output never gaps.\n\n\
+        Start here:\n  \
+        antiphon run --output reply.wav          # the shipped demo voice in, the model's reply out\n  \
+        antiphon bench --seconds 20              # latency benchmark on a virtual sound card\n  \
+        antiphon live                            # a conversation on your microphone and speakers\n\n\
+        Without --model the built-in tiny model is used: real architecture, random weights, \
+        so its reply is noise-like, not speech. Point --model at a kyutai Moshi checkpoint \
+        directory for a real conversation.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Speak a WAV file to the model and write its reply (file in, file out).
+    Run(RunArgs),
+    /// Hold a conversation on real audio devices until Ctrl-C.
+    Live(LiveArgs),
+    /// End-to-end latency benchmark on a virtual sound card paced by the wall clock.
+    Bench(BenchArgs),
+    /// Create or inspect a model directory.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// List the presets and what they do.
+    Presets(PresetsArgs),
+}
+
+/// Which model, preset and generation settings to use.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model directory (antiphon.json, or kyutai's published layout). Default: the built-in tiny model.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Preset name (see `antiphon presets`) or path to a preset file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub preset: Option<String>,
+    /// Seed for sampling: the same seed and input give the same output with --pace fast.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads for generation.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+}
+
+/// Where to write the measurements.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the JSON report (stable field names, for scripts that diff builds).
+    #[arg(long, value_name = "R.json")]
+    pub report: Option<PathBuf>,
+    /// Write a trace (Chrome trace-event JSON: open in Perfetto or chrome://tracing).
+    #[arg(long, value_name = "T.json")]
+    pub trace: Option<PathBuf>,
+    /// Write an SVG plot of lead/target, ITL and underruns over time.
+    #[arg(long, value_name = "P.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pace {
+    /// Fed by a virtual sound card on the wall clock: takes the input's duration, underruns are real.
+    Realtime,
+    /// As fast as possible, deterministic (same seed → same bytes).
+    Fast,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Input WAV (any channel count; 8/16/24/32-bit int or 32-bit float; 8–192 kHz).
+    /// Default: a short spoken demo shipped with antiphon.
+    #[arg(long, short, value_name = "IN.wav")]
+    pub input: Option<PathBuf>,
+    /// Output WAV: the reply, at the input's sample rate, channel count and sample format.
+    #[arg(long, short, value_name = "OUT.wav")]
+    pub output: PathBuf,
+    /// How the input is fed to the model.
+    #[arg(long, value_enum, default_value_t = Pace::Realtime)]
+    pub pace: Pace,
+    /// Virtual sound card block size in samples (realtime pace).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub block_size: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// How long to run, seconds of audio (and of wall time).
+    #[arg(long, value_name = "N", default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Virtual sound card sample rate, Hz.
+    #[arg(long, value_name = "HZ", default_value_t = 48_000)]
+    pub rate: u32,
+    /// Virtual sound card block size in samples.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub block_size: u64,
+    /// Delay every EVERY-th frame's backbone step by MS milliseconds (e.g. 150:10).
+    #[arg(long, value_name = "MS:EVERY")]
+    pub inject_stall: Option<Stall>,
+    /// Scripted knob change at an audio time, e.g. audio_temperature=0.2@5s (repeatable).
+    #[arg(long, value_name = "ID=VALUE@TIME")]
+    pub knob: Vec<KnobChange>,
+    /// Seconds at the start during which underruns are not counted as after warm-up.
+    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    pub warmup: f64,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// JACK if a server is running, else ALSA.
+    Auto,
+    Jack,
+    Alsa,
+}
+
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// Audio backend.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// Input device name (see --list-devices). Default: the backend's default input.
+    #[arg(long, value_name = "NAME")]
+    pub input_device: Option<String>,
+    /// Output device name (see --list-devices). Default: the backend's default output.
+    #[arg(long, value_name = "NAME")]
+    pub output_device: Option<String>,
+    /// List the devices of the chosen backend and exit.
+    #[arg(long)]
+    pub list_devices: bool,
+    /// Stop after this many seconds instead of waiting for Ctrl-C.
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Write the built-in tiny model (random weights) to DIR in the real on-disk layout.
+    InitTiny {
+        /// Directory to create (must not hold a model already).
+        dir: PathBuf,
+        /// Seed of the random weights.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seed: u64,
+    },
+    /// Load DIR and print what is there (family, config, tensors, parameters, dtype, size),
+    /// or exactly what is wrong.
+    Inspect { dir: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct PresetsArgs {
+    /// Presets folder. Default: $ANTIPHON_PRESETS, ./presets, or the one shipped with antiphon.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}

@@ -1,0 +1,398 @@
+//! `antiphon live`: a spoken conversation on real devices through cpal (ALSA,
+//! or JACK via cpal's JACK host). The output device's callback is the audio
+//! thread: it takes the microphone's samples from a lock-free ring (filled by
+//! the input callback), runs the endpoint in place and plays the result.
+//! Generation runs on the engine's workers, as everywhere else.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use antiphon_framework::clock::WallClock;
+use antiphon_framework::endpoint::{endpoint, EndpointConfig};
+use antiphon_framework::engine::Engine;
+use anyhow::{anyhow, bail, Context, Result};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SizedSample};
+
+use crate::cli::{Backend, LiveArgs};
+use crate::outputs;
+use crate::progress;
+use crate::realtime::output_params;
+use crate::setup::{engine_config, Loaded};
+
+/// Largest block handled in one piece; longer device buffers are split.
+const MAX_BLOCK: usize = 8192;
+
+const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
+    Use `antiphon run` to talk to the model through WAV files, or start a JACK server \
+    (e.g. `jackd -d dummy`) and use --backend jack";
+
+fn host_for(backend: Backend) -> Result<(cpal::Host, &'static str)> {
+    // Never start a JACK server behind the user's back.
+    std::env::set_var("JACK_NO_START_SERVER", "1");
+    let jack = || -> Option<cpal::Host> {
+        let h = cpal::host_from_id(cpal::HostId::Jack).ok()?;
+        h.default_output_device().is_some().then_some(h)
+    };
+    match backend {
+        Backend::Jack => jack().map(|h| (h, "JACK")).ok_or_else(|| {
+            anyhow!("no JACK server is running (start one, e.g. `jackd -d alsa` or `jackd -d dummy`, or use --backend alsa)")
+        }),
+        Backend::Alsa => Ok((cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| anyhow!("ALSA: {e}"))?, "ALSA")),
+        Backend::Auto => match jack() {
+            Some(h) => Ok((h, "JACK")),
+            None => Ok((cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| anyhow!("ALSA: {e}"))?, "ALSA")),
+        },
+    }
+}
+
+fn names(devs: impl Iterator<Item = cpal::Device>) -> Vec<String> {
+    devs.filter_map(|d| d.name().ok()).collect()
+}
+
+fn pick(
+    host: &cpal::Host,
+    backend: &str,
+    want: Option<&str>,
+    output: bool,
+) -> Result<cpal::Device> {
+    let kind = if output { "output" } else { "input" };
+    let list = || -> Vec<cpal::Device> {
+        if output {
+            host.output_devices()
+                .map(|d| d.collect())
+                .unwrap_or_default()
+        } else {
+            host.input_devices()
+                .map(|d| d.collect())
+                .unwrap_or_default()
+        }
+    };
+    match want {
+        Some(name) => {
+            let devs = list();
+            let known = names(devs.clone().into_iter());
+            devs.into_iter()
+                .find(|d| d.name().is_ok_and(|n| n == name))
+                .ok_or_else(|| {
+                    if known.is_empty() {
+                        anyhow!("{kind} device `{name}` not found ({backend} has no {kind} devices): {NO_CARD_HINT}")
+                    } else {
+                        anyhow!("{kind} device `{name}` not found ({backend}); available: {} (see --list-devices)", known.join(", "))
+                    }
+                })
+        }
+        None => {
+            let d = if output {
+                host.default_output_device()
+            } else {
+                host.default_input_device()
+            };
+            d.ok_or_else(|| anyhow!("no default {kind} device ({backend}): {NO_CARD_HINT}"))
+        }
+    }
+}
+
+/// Peak level meters written by the callbacks (f32 bits in atomics: no locks).
+#[derive(Default)]
+struct Meters {
+    input_peak: AtomicU32,
+    output_peak: AtomicU32,
+    stream_errors: AtomicU64,
+    /// Largest device buffer seen, frames (its period is our callback's deadline).
+    max_block: AtomicU64,
+}
+
+fn raise(peak: &AtomicU32, x: f32) {
+    if x > f32::from_bits(peak.load(Ordering::Relaxed)) {
+        peak.store(x.to_bits(), Ordering::Relaxed);
+    }
+}
+
+fn db(x: f32) -> f32 {
+    20.0 * x.max(1e-6).log10()
+}
+
+pub fn run(args: LiveArgs) -> Result<()> {
+    let (host, backend) = host_for(args.backend)?;
+    if args.list_devices {
+        println!("{backend} input devices:");
+        for n in names(
+            host.input_devices()
+                .map(|d| d.collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter(),
+        ) {
+            println!("  {n}");
+        }
+        println!("{backend} output devices:");
+        for n in names(
+            host.output_devices()
+                .map(|d| d.collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter(),
+        ) {
+            println!("  {n}");
+        }
+        return Ok(());
+    }
+    outputs::check_writable(&args.out.paths())?;
+    let out_dev = pick(&host, backend, args.output_device.as_deref(), true)?;
+    let in_dev = pick(&host, backend, args.input_device.as_deref(), false)?;
+    let out_name = out_dev.name().unwrap_or_default();
+    let in_name = in_dev.name().unwrap_or_default();
+    let out_cfg = out_dev.default_output_config().map_err(|e| {
+        anyhow!("output device `{out_name}` ({backend}) cannot be used: {e}; {NO_CARD_HINT}")
+    })?;
+    let in_cfg = in_dev.default_input_config().map_err(|e| {
+        anyhow!("input device `{in_name}` ({backend}) cannot be used: {e}; {NO_CARD_HINT}")
+    })?;
+    let rate = out_cfg.sample_rate();
+    let out_ch = out_cfg.channels() as usize;
+    // Ask the input for the output's rate: the endpoint runs at one rate.
+    let in_stream_cfg = cpal::StreamConfig {
+        channels: in_cfg.channels(),
+        sample_rate: rate,
+        buffer_size: cpal::BufferSize::Default,
+    };
+    let out_stream_cfg: cpal::StreamConfig = out_cfg.config();
+
+    let loaded = Loaded::new(&args.model)?;
+    let (graph, knobs) = loaded.graph(rate.0 as f64, None)?;
+    let cfg = engine_config(loaded.workers, args.out.trace.is_some(), 5.0);
+    let (mut audio, gen) = endpoint(&EndpointConfig::new(rate.0 as f64));
+    for (p, v) in output_params(&knobs) {
+        audio.set_param(p, v);
+    }
+    let meters = Arc::new(Meters::default());
+    let endpoint_stats = audio.stats().clone();
+    // Microphone → audio thread: mono samples, one second of room.
+    let (mut mic_tx, mut mic_rx) = rtrb::RingBuffer::<f32>::new(rate.0 as usize);
+
+    let m_in = meters.clone();
+    let in_ch = in_cfg.channels() as usize;
+    let on_input = move |data: &[f32]| {
+        let inv = 1.0 / in_ch.max(1) as f32;
+        let mut peak = 0.0f32;
+        for f in data.chunks(in_ch.max(1)) {
+            let x = f.iter().sum::<f32>() * inv;
+            peak = peak.max(x.abs());
+            let _ = mic_tx.push(x); // a full ring drops the oldest-to-be: never blocks
+        }
+        raise(&m_in.input_peak, peak);
+    };
+    let m_out = meters.clone();
+    let mut planar: Vec<Vec<f32>> = (0..out_ch).map(|_| vec![0.0; MAX_BLOCK]).collect();
+    let on_output = move |data: &mut [f32]| {
+        let frames = (data.len() / out_ch.max(1)) as u64;
+        if frames > m_out.max_block.load(Ordering::Relaxed) {
+            m_out.max_block.store(frames, Ordering::Relaxed);
+        }
+        let mut peak = 0.0f32;
+        for block in data.chunks_mut(MAX_BLOCK * out_ch.max(1)) {
+            let n = block.len() / out_ch.max(1);
+            for i in 0..n {
+                let x = mic_rx.pop().unwrap_or(0.0);
+                for c in planar.iter_mut() {
+                    c[i] = x;
+                }
+            }
+            let mut views: [&mut [f32]; 32] = Default::default();
+            let k = planar.len().min(32);
+            for (v, c) in views.iter_mut().zip(planar.iter_mut()) {
+                *v = &mut c[..n];
+            }
+            audio.process(&mut views[..k], &[]);
+            for i in 0..n {
+                for c in 0..out_ch {
+                    let y = if c < k { views[c][i] } else { views[0][i] };
+                    peak = peak.max(y.abs());
+                    block[i * out_ch + c] = y;
+                }
+            }
+        }
+        raise(&m_out.output_peak, peak);
+    };
+
+    let m_err = meters.clone();
+    let err_in = move |e: cpal::StreamError| {
+        m_err.stream_errors.fetch_add(1, Ordering::Relaxed);
+        let _ = e;
+    };
+    let m_err2 = meters.clone();
+    let err_out = move |e: cpal::StreamError| {
+        m_err2.stream_errors.fetch_add(1, Ordering::Relaxed);
+        let _ = e;
+    };
+    let in_stream = build_input(
+        &in_dev,
+        &in_stream_cfg,
+        in_cfg.sample_format(),
+        on_input,
+        err_in,
+    )
+    .with_context(|| {
+        format!(
+            "cannot open input device `{in_name}` ({backend}) at {} Hz",
+            rate.0
+        )
+    })?;
+    let out_stream = build_output(
+        &out_dev,
+        &out_stream_cfg,
+        out_cfg.sample_format(),
+        on_output,
+        err_out,
+    )
+    .with_context(|| format!("cannot open output device `{out_name}` ({backend})"))?;
+
+    let engine = Engine::start(graph, gen, cfg, knobs, WallClock::new());
+    in_stream
+        .play()
+        .map_err(|e| anyhow!("cannot start input `{in_name}`: {e}"))?;
+    out_stream
+        .play()
+        .map_err(|e| anyhow!("cannot start output `{out_name}`: {e}"))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let _ = ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed));
+    eprintln!(
+        "live on {backend}: in `{in_name}`, out `{out_name}`, {} Hz, {out_ch} channel(s), model {}{}",
+        rate.0,
+        loaded.bundle.manifest.name,
+        if args.seconds.is_none() { " — Ctrl-C to stop" } else { "" }
+    );
+    let t0 = Instant::now();
+    let tty = progress::interactive();
+    while !stop.load(Ordering::Relaxed)
+        && args.seconds.is_none_or(|s| t0.elapsed().as_secs_f64() < s)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+        if tty {
+            let st = engine.status();
+            let i = f32::from_bits(meters.input_peak.swap(0, Ordering::Relaxed));
+            let o = f32::from_bits(meters.output_peak.swap(0, Ordering::Relaxed));
+            eprint!(
+                "\r\x1b[2Klead {:.0} ms (target {:.0}) | underruns {} | ITL p99 {:.0} ms | in {:.0} dBFS | out {:.0} dBFS",
+                st.lead_ms, st.target_ms, st.underruns, st.itl_p99_ms, db(i), db(o)
+            );
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    drop(in_stream);
+    drop(out_stream);
+    let trace = engine.trace_json();
+    let report = engine.stop();
+    print!("{}", outputs::summary(&report, true));
+    // Our side: gap-filled callbacks (above) and callbacks that overran their period.
+    let period_ms = meters.max_block.load(Ordering::Relaxed) as f64 / rate.0 as f64 * 1000.0;
+    let cb = &endpoint_stats.callback_ms;
+    println!(
+        "audio callback p99 {:.3} / max {:.3} ms of a {period_ms:.2} ms period ({})",
+        cb.quantile_ms(0.99),
+        cb.max_ms(),
+        if cb.max_ms() < period_ms {
+            "never late"
+        } else {
+            "LATE: our callback overran its period"
+        }
+    );
+    // Server-wide xruns, notified to each of our two clients (a non-realtime or
+    // loaded JACK server has them whatever its clients do).
+    println!(
+        "{backend} stream errors/xrun notifications: {}",
+        meters.stream_errors.load(Ordering::Relaxed)
+    );
+    outputs::write_files(
+        &args.out,
+        &report,
+        trace.as_deref(),
+        &format!("antiphon live ({backend})"),
+    )
+}
+
+fn build_input(
+    dev: &cpal::Device,
+    cfg: &cpal::StreamConfig,
+    fmt: cpal::SampleFormat,
+    mut f: impl FnMut(&[f32]) + Send + 'static,
+    err: impl FnMut(cpal::StreamError) + Send + 'static,
+) -> Result<cpal::Stream> {
+    fn conv<T: SizedSample>(
+        dev: &cpal::Device,
+        cfg: &cpal::StreamConfig,
+        mut f: impl FnMut(&[f32]) + Send + 'static,
+        err: impl FnMut(cpal::StreamError) + Send + 'static,
+    ) -> Result<cpal::Stream>
+    where
+        f32: FromSample<T>,
+    {
+        let mut buf = vec![0.0f32; 1 << 16];
+        Ok(dev.build_input_stream(
+            cfg,
+            move |d: &[T], _: &_| {
+                for chunk in d.chunks(buf.len()) {
+                    for (o, x) in buf.iter_mut().zip(chunk) {
+                        *o = x.to_sample::<f32>();
+                    }
+                    f(&buf[..chunk.len()]);
+                }
+            },
+            err,
+            None,
+        )?)
+    }
+    match fmt {
+        cpal::SampleFormat::F32 => {
+            Ok(dev.build_input_stream(cfg, move |d: &[f32], _: &_| f(d), err, None)?)
+        }
+        cpal::SampleFormat::I16 => conv::<i16>(dev, cfg, f, err),
+        cpal::SampleFormat::I32 => conv::<i32>(dev, cfg, f, err),
+        cpal::SampleFormat::U16 => conv::<u16>(dev, cfg, f, err),
+        other => bail!("unsupported device sample format {other}"),
+    }
+}
+
+fn build_output(
+    dev: &cpal::Device,
+    cfg: &cpal::StreamConfig,
+    fmt: cpal::SampleFormat,
+    mut f: impl FnMut(&mut [f32]) + Send + 'static,
+    err: impl FnMut(cpal::StreamError) + Send + 'static,
+) -> Result<cpal::Stream> {
+    fn conv<T: SizedSample + FromSample<f32>>(
+        dev: &cpal::Device,
+        cfg: &cpal::StreamConfig,
+        mut f: impl FnMut(&mut [f32]) + Send + 'static,
+        err: impl FnMut(cpal::StreamError) + Send + 'static,
+    ) -> Result<cpal::Stream> {
+        let mut buf = vec![0.0f32; 1 << 16];
+        Ok(dev.build_output_stream(
+            cfg,
+            move |d: &mut [T], _: &_| {
+                for chunk in d.chunks_mut(buf.len()) {
+                    let b = &mut buf[..chunk.len()];
+                    f(b);
+                    for (o, x) in chunk.iter_mut().zip(b.iter()) {
+                        *o = T::from_sample(*x);
+                    }
+                }
+            },
+            err,
+            None,
+        )?)
+    }
+    match fmt {
+        cpal::SampleFormat::F32 => {
+            Ok(dev.build_output_stream(cfg, move |d: &mut [f32], _: &_| f(d), err, None)?)
+        }
+        cpal::SampleFormat::I16 => conv::<i16>(dev, cfg, f, err),
+        cpal::SampleFormat::I32 => conv::<i32>(dev, cfg, f, err),
+        cpal::SampleFormat::U16 => conv::<u16>(dev, cfg, f, err),
+        other => bail!("unsupported device sample format {other}"),
+    }
+}

@@ -1,0 +1,134 @@
+//! `antiphon run`: a WAV file spoken to the model as if into a microphone; the
+//! reply is written at the input's rate, channel count and sample format.
+
+use antiphon_framework::engine::render_offline;
+use antiphon_framework::report::Report;
+use anyhow::{Context, Result};
+
+use crate::cli::{Pace, RunArgs};
+use crate::outputs;
+use crate::progress;
+use crate::realtime::{self, Feed};
+use crate::setup::{engine_config, Loaded};
+use crate::wav;
+
+/// Audio appended after the input so the reply's tail (pipeline delay plus
+/// lead) is heard, seconds.
+const TAIL_S: f64 = 1.0;
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let audio = match &args.input {
+        Some(p) => wav::read(p)?,
+        None => {
+            eprintln!(
+                "no --input given: using the built-in demo voice (4.7 s of espeak-ng speech)"
+            );
+            wav::demo()?
+        }
+    };
+    let mut paths = args.out.paths();
+    paths.push(&args.output);
+    outputs::check_writable(&paths)?;
+    let rate = audio.spec.sample_rate as f64;
+    let loaded = Loaded::new(&args.model)?;
+    let (graph, knobs) = loaded.graph(rate, None)?;
+    let tail = (TAIL_S * rate) as usize;
+    let total = audio.frames() + tail;
+    let cfg = engine_config(loaded.workers, args.out.trace.is_some(), 0.0);
+
+    let (reply, report, trace) = match args.pace {
+        Pace::Fast => {
+            let mut mono = audio.mono();
+            mono.resize(total, 0.0);
+            let spin = progress::spinner("rendering (fast)");
+            let (out, report, trace) = render_offline(graph, mono, cfg, knobs.clone());
+            spin.finish_and_clear();
+            // No audio thread offline: apply the output-stage knobs the way the endpoint does.
+            let get = |id: &str| knobs.id(id).map(|k| knobs.latest(k));
+            let gain = get("gain_db").map_or(1.0, |db| {
+                if db <= -100.0 {
+                    0.0
+                } else {
+                    10f32.powf(db / 20.0)
+                }
+            });
+            let mix = get("mix").unwrap_or(1.0);
+            let bypass = get("bypass").unwrap_or(0.0) >= 0.5;
+            let reply: Vec<Vec<f32>> = audio
+                .channels
+                .iter()
+                .map(|dry| {
+                    (0..total)
+                        .map(|i| {
+                            let d = dry.get(i).copied().unwrap_or(0.0);
+                            let w = out.get(i).copied().unwrap_or(0.0);
+                            if bypass {
+                                d
+                            } else {
+                                gain * ((1.0 - mix) * d + mix * w)
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            (reply, report, trace)
+        }
+        Pace::Realtime => {
+            let input = audio.channels.clone();
+            let feed = Feed {
+                rate,
+                channels: audio.channels.len(),
+                block: args.block_size as usize,
+                frames: total as u64,
+                input: Box::new(move |start, chans| {
+                    for (c, buf) in chans.iter_mut().enumerate() {
+                        for (i, x) in buf.iter_mut().enumerate() {
+                            *x = input[c].get(start as usize + i).copied().unwrap_or(0.0);
+                        }
+                    }
+                }),
+                script: Vec::new(),
+                keep_output: true,
+            };
+            let pb = progress::bar(total as f64 / rate, "speaking");
+            let o = realtime::run(graph, knobs, cfg, feed, |t, st| {
+                pb.set_position((t * 10.0) as u64);
+                pb.set_message(format!(
+                    "lead {:.0} ms  underruns {}",
+                    st.lead_ms, st.underruns
+                ));
+            });
+            pb.finish_and_clear();
+            (o.output, o.report, o.trace)
+        }
+    };
+    wav::write(&args.output, audio.spec, &reply)?;
+    let finite = reply.iter().flatten().all(|x| x.is_finite());
+    println!(
+        "reply: {} ({:.2} s, {} Hz, {} channel{}{})",
+        args.output.display(),
+        total as f64 / rate,
+        audio.spec.sample_rate,
+        reply.len(),
+        if reply.len() == 1 { "" } else { "s" },
+        if finite { "" } else { ", NON-FINITE SAMPLES" }
+    );
+    print_and_write(
+        &args.out,
+        &report,
+        trace.as_deref(),
+        args.pace == Pace::Realtime,
+        "antiphon run",
+    )
+}
+
+fn print_and_write(
+    out: &crate::cli::OutputArgs,
+    r: &Report,
+    trace: Option<&str>,
+    live: bool,
+    title: &str,
+) -> Result<()> {
+    print!("{}", outputs::summary(r, live));
+    outputs::write_files(out, r, trace, title).context("writing results")
+}
