@@ -24,7 +24,16 @@ fn live(time: ProductionTime, seconds: f64, knob_at: Option<f64>) -> Report {
     let graph = synth_graph(RATE, time, clock.clone());
     let knobs = knobs_for(&graph);
     let (mut audio, gen) = endpoint(&EndpointConfig::new(RATE));
-    let engine = Engine::start(graph, gen, EngineConfig { trace_capacity: 4096, ..Default::default() }, knobs.clone(), clock);
+    let engine = Engine::start(
+        graph,
+        gen,
+        EngineConfig {
+            trace_capacity: 4096,
+            ..Default::default()
+        },
+        knobs.clone(),
+        clock,
+    );
     let gain = knobs.id("synth_gain").unwrap();
     let stats = audio.stats().clone();
     let device = thread::spawn(move || {
@@ -46,11 +55,20 @@ fn live(time: ProductionTime, seconds: f64, knob_at: Option<f64>) -> Report {
     let report = engine.stop();
     // The device thread itself can be descheduled on a loaded 2-core machine;
     // that is the OS, not our audio path (which takes microseconds per block).
-    eprintln!("virtual device: {} callbacks, {} late", run.callbacks, run.xruns);
-    assert!(run.xruns * 100 <= run.callbacks, "the virtual device lost time: {run:?}");
+    eprintln!(
+        "virtual device: {} callbacks, {} late",
+        run.callbacks, run.xruns
+    );
+    assert!(
+        run.xruns * 100 <= run.callbacks,
+        "the virtual device lost time: {run:?}"
+    );
     assert!(stats.callbacks.load(std::sync::atomic::Ordering::Relaxed) > 0);
     let v: serde_json::Value = serde_json::from_str(&trace).unwrap();
-    assert!(v["traceEvents"].as_array().unwrap().len() > 100, "one span per stage per frame");
+    assert!(
+        v["traceEvents"].as_array().unwrap().len() > 100,
+        "one span per stage per frame"
+    );
     report
 }
 
@@ -58,7 +76,14 @@ fn live(time: ProductionTime, seconds: f64, knob_at: Option<f64>) -> Report {
 fn stalls_every_tenth_frame_cause_no_underrun_after_warmup_and_release_afterwards() {
     // 150 ms stalls every 10th frame for 60 s, then none for 25 s.
     let frames_60s = (60.0 / 0.08) as u64;
-    let time = ProductionTime { mean_ms: 20.0, jitter_ms: 5.0, stall_ms: 150.0, stall_every: 10, stall_until: Some(frames_60s), seed: 7 };
+    let time = ProductionTime {
+        mean_ms: 20.0,
+        jitter_ms: 5.0,
+        stall_ms: 150.0,
+        stall_every: 10,
+        stall_until: Some(frames_60s),
+        seed: 7,
+    };
     let r = live(time, 85.0, None);
     eprintln!("{}", r.summary());
 
@@ -77,27 +102,59 @@ fn stalls_every_tenth_frame_cause_no_underrun_after_warmup_and_release_afterward
         r.underruns.after_warmup, r.lead_ms.target_final
     );
     assert_eq!(r.underruns.after_warmup, 0, "underruns after warm-up");
-    assert!((lead_p50 - best_p50).abs() <= 100.0, "lead p50 {lead_p50} is not within 100 ms of {best_p50}");
-    assert!(settled <= 60.0 + 20.0, "lead did not come back down: {settled} ms");
+    assert!(
+        (lead_p50 - best_p50).abs() <= 100.0,
+        "lead p50 {lead_p50} is not within 100 ms of {best_p50}"
+    );
+    assert!(
+        settled <= 60.0 + 20.0,
+        "lead did not come back down: {settled} ms"
+    );
     assert!(r.lead_reasons.get("attack").copied().unwrap_or(0) > 0);
-    assert!(r.lead_dropped_ms > 0.0, "the lead shrank by dropping silence");
+    assert!(
+        r.lead_dropped_ms > 0.0,
+        "the lead shrank by dropping silence"
+    );
 }
 
 #[test]
 fn steady_generator_settles_at_the_floor_and_knobs_reach_the_ear() {
-    let time = ProductionTime { mean_ms: 20.0, jitter_ms: 5.0, ..Default::default() };
+    let time = ProductionTime {
+        mean_ms: 20.0,
+        jitter_ms: 5.0,
+        ..Default::default()
+    };
     let r = live(time, 30.0, Some(10.0));
     eprintln!("{}", r.summary());
     let settled = median(window(&r.series.lead_ms, 10.0, 30.0));
-    eprintln!("no stalls: lead p50 {settled:.1} ms, underruns {}, knob→ear {:?}", r.underruns.callbacks, r.knob_to_ear_ms);
+    eprintln!(
+        "no stalls: lead p50 {settled:.1} ms, underruns {}, knob→ear {:?}",
+        r.underruns.callbacks, r.knob_to_ear_ms
+    );
     assert_eq!(r.underruns.after_warmup, 0);
     assert!(settled <= 60.0, "lead p50 {settled} ms > 60 ms");
-    let k = r.knob_to_ear_ms.get("sampling").expect("a sampling knob change was measured");
+    let k = r
+        .knob_to_ear_ms
+        .get("sampling")
+        .expect("a sampling knob change was measured");
     // Next generated frame + current lead: well under half a second here.
     assert!(k.p50 > 0.0 && k.max < 500.0, "{k:?}");
     // Report has every required field.
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    for f in ["frames", "audio_seconds", "wall_seconds", "rtf", "first_audio_ms", "latency_ms", "itl_ms", "stages_ms", "lead_ms", "underruns", "knob_to_ear_ms", "rss_mb"] {
+    for f in [
+        "frames",
+        "audio_seconds",
+        "wall_seconds",
+        "rtf",
+        "first_audio_ms",
+        "latency_ms",
+        "itl_ms",
+        "stages_ms",
+        "lead_ms",
+        "underruns",
+        "knob_to_ear_ms",
+        "rss_mb",
+    ] {
         assert!(!v[f].is_null(), "report lacks {f}");
     }
     for f in ["p50", "p99", "min", "max", "target_final"] {

@@ -161,8 +161,11 @@ fn record(
         seed,
         tensors: Mutex::new(BTreeMap::new()),
     });
-    let vb =
-        candle_nn::VarBuilder::from_backend(Box::new(crate::weights::SharedBackend(rec.clone())), DType::F32, Device::Cpu);
+    let vb = candle_nn::VarBuilder::from_backend(
+        Box::new(crate::weights::SharedBackend(rec.clone())),
+        DType::F32,
+        Device::Cpu,
+    );
     build(vb)?;
     let map = std::mem::take(&mut *rec.tensors.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(map)

@@ -119,11 +119,17 @@ fn rubato_measures_at_least_as_well_as_dasp_sinc() {
 
     // dasp: whole-signal converters, down then up.
     let t0 = std::time::Instant::now();
-    let down = signal::from_iter(x.iter().map(|&s| s as f64))
-        .from_hz_to_hz(Sinc::new(ring_buffer::Fixed::from([0.0f64; 128])), host, model);
+    let down = signal::from_iter(x.iter().map(|&s| s as f64)).from_hz_to_hz(
+        Sinc::new(ring_buffer::Fixed::from([0.0f64; 128])),
+        host,
+        model,
+    );
     let mid: Vec<f64> = down.take((model * secs) as usize).collect();
-    let up = signal::from_iter(mid.into_iter())
-        .from_hz_to_hz(Sinc::new(ring_buffer::Fixed::from([0.0f64; 128])), model, host);
+    let up = signal::from_iter(mid.into_iter()).from_hz_to_hz(
+        Sinc::new(ring_buffer::Fixed::from([0.0f64; 128])),
+        model,
+        host,
+    );
     let y: Vec<f32> = up.take(x.len()).map(|v| v as f32).collect();
     let dasp_ms = t0.elapsed().as_secs_f64() / secs * 1e3;
     let (dasp_snr, _) = sine_snr(&y[8192..y.len() - 8192], 1000.0, host);
@@ -150,5 +156,8 @@ fn rubato_measures_at_least_as_well_as_dasp_sinc() {
         "resampler choice, 1 kHz 44.1k→24k→44.1k: rubato {rubato_snr:.1} dB at {rubato_ms:.1} ms CPU/s; \
          dasp sinc(128) {dasp_snr:.1} dB at {dasp_ms:.1} ms CPU/s"
     );
-    assert!(rubato_snr >= dasp_snr - 1.0, "dasp measures better: {dasp_snr} vs {rubato_snr} dB");
+    assert!(
+        rubato_snr >= dasp_snr - 1.0,
+        "dasp measures better: {dasp_snr} vs {rubato_snr} dB"
+    );
 }

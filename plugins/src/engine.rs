@@ -193,7 +193,17 @@ fn run(
     let mut sink = vec![0.0f32; 4096];
     while !stop.load(Ordering::Acquire) {
         let choice = model.current();
-        status.set(Status::Loading, format!("loading `{}`", if choice.is_empty() { "builtin" } else { &choice }));
+        status.set(
+            Status::Loading,
+            format!(
+                "loading `{}`",
+                if choice.is_empty() {
+                    "builtin"
+                } else {
+                    &choice
+                }
+            ),
+        );
         let graph = load(&choice).and_then(|b| canonical_graph(&b, rate, 0));
         let graph = match graph {
             Ok(g) => g,
@@ -211,9 +221,22 @@ fn run(
             }
         };
         let Some(io) = gen.take() else { return };
-        let cfg = EngineConfig { workers: 2, ..Default::default() };
+        let cfg = EngineConfig {
+            workers: 2,
+            ..Default::default()
+        };
         let engine = FrameworkEngine::start(graph, io, cfg, knobs.clone(), WallClock::new());
-        status.set(Status::Ready, format!("model `{}` running", if choice.is_empty() { "builtin" } else { &choice }));
+        status.set(
+            Status::Ready,
+            format!(
+                "model `{}` running",
+                if choice.is_empty() {
+                    "builtin"
+                } else {
+                    &choice
+                }
+            ),
+        );
         let mut reported = 0;
         while !stop.load(Ordering::Acquire) && model.current() == choice {
             if reset.swap(false, Ordering::AcqRel) {

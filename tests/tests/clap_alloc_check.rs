@@ -37,7 +37,11 @@ fn alloc_child() {
     for _ in 0..3000 {
         io.process(&mut proc_, 256, &events);
         // Judge by the block's end: the first block differs only by a bypass ramp.
-        if io.output[0][240..256].iter().zip(&io.input[0][240..256]).all(|(o, i)| o != i) {
+        if io.output[0][240..256]
+            .iter()
+            .zip(&io.input[0][240..256])
+            .all(|(o, i)| o != i)
+        {
             warm = true;
             break;
         }

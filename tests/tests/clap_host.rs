@@ -158,7 +158,11 @@ fn run_noise(
         let i0 = io.input[1][..n].to_vec();
         io.process(&mut proc_, n, &events);
         // Judge by the block's end: the first block differs only by a bypass ramp.
-        if io.output[1][n - 16..n].iter().zip(&i0[n - 16..]).all(|(o, i)| o != i) {
+        if io.output[1][n - 16..n]
+            .iter()
+            .zip(&i0[n - 16..])
+            .all(|(o, i)| o != i)
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -193,8 +197,19 @@ fn dry_wet_at_zero_passes_input_through_and_automation_is_sample_accurate() {
     // The mix change lands at sample 1000 of the first block; 5 ms ramp after it.
     let (ins, outs) = run_noise(&mut p, &[(1000, mix, 0.0)], WARMUP + 20, 2048);
     let ramp = 240;
-    let equal: Vec<usize> = outs[..1000].iter().zip(&ins).enumerate().filter(|(_, (o, i))| o == i).map(|(k, _)| k).collect();
-    assert!(equal.is_empty(), "mix changed before its offset: output = input at {} samples, first {:?}", equal.len(), &equal[..equal.len().min(10)]);
+    let equal: Vec<usize> = outs[..1000]
+        .iter()
+        .zip(&ins)
+        .enumerate()
+        .filter(|(_, (o, i))| o == i)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        equal.is_empty(),
+        "mix changed before its offset: output = input at {} samples, first {:?}",
+        equal.len(),
+        &equal[..equal.len().min(10)]
+    );
     let from = 1000 + ramp + 1;
     let same = outs[from..]
         .iter()

@@ -16,14 +16,28 @@ use antiphon_nodes::ModelBundle;
 const RATE: f64 = 48_000.0;
 
 fn voice(seconds: f64) -> Vec<f32> {
-    (0..(seconds * RATE) as u64).map(|n| speechlike(n, RATE)).collect()
+    (0..(seconds * RATE) as u64)
+        .map(|n| speechlike(n, RATE))
+        .collect()
 }
 
-fn render(workers: usize, seed: u64, seconds: f64) -> (Vec<f32>, antiphon_framework::report::Report) {
+fn render(
+    workers: usize,
+    seed: u64,
+    seconds: f64,
+) -> (Vec<f32>, antiphon_framework::report::Report) {
     let bundle = ModelBundle::builtin().expect("built-in model loads");
     let graph = canonical_graph(&bundle, RATE, seed).unwrap();
     let knobs = knob_bus(&graph, vec![]).unwrap();
-    let (out, report, _) = render_offline(graph, voice(seconds), EngineConfig { workers, ..Default::default() }, knobs);
+    let (out, report, _) = render_offline(
+        graph,
+        voice(seconds),
+        EngineConfig {
+            workers,
+            ..Default::default()
+        },
+        knobs,
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     (out, report)
 }
@@ -31,8 +45,17 @@ fn render(workers: usize, seed: u64, seconds: f64) -> (Vec<f32>, antiphon_framew
 #[test]
 fn offline_render_is_fast_and_deterministic_across_workers_and_seeds() {
     let (a, r) = render(1, 7, 8.0);
-    let stages: Vec<String> = r.stages_ms.iter().map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99)).collect();
-    eprintln!("offline, 8 s @ 48 kHz, 1 worker: compute RTF {:.3}, wall {:.2} s\n  {}", r.rtf, r.wall_seconds, stages.join("\n  "));
+    let stages: Vec<String> = r
+        .stages_ms
+        .iter()
+        .map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99))
+        .collect();
+    eprintln!(
+        "offline, 8 s @ 48 kHz, 1 worker: compute RTF {:.3}, wall {:.2} s\n  {}",
+        r.rtf,
+        r.wall_seconds,
+        stages.join("\n  ")
+    );
     assert_eq!(a.len(), voice(8.0).len());
     assert!(a.iter().all(|x| x.is_finite()));
     assert!(a.iter().any(|x| x.abs() > 1e-4), "the model produced sound");
@@ -40,7 +63,10 @@ fn offline_render_is_fast_and_deterministic_across_workers_and_seeds() {
     assert!(r.rtf < 0.5, "RTF {}", r.rtf);
     for w in [2, 4] {
         let (b, _) = render(w, 7, 8.0);
-        assert!(a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{w} workers changed the output");
+        assert!(
+            a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{w} workers changed the output"
+        );
     }
     let (c, _) = render(2, 8, 8.0);
     assert_ne!(a, c, "another seed gives another output");
@@ -53,7 +79,16 @@ fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
     let knobs = knob_bus(&graph, vec![]).unwrap();
     let (mut audio, gen) = endpoint(&EndpointConfig::new(RATE));
     let stats = audio.stats().clone();
-    let engine = Engine::start(graph, gen, EngineConfig { workers: 2, ..Default::default() }, knobs, WallClock::new());
+    let engine = Engine::start(
+        graph,
+        gen,
+        EngineConfig {
+            workers: 2,
+            ..Default::default()
+        },
+        knobs,
+        WallClock::new(),
+    );
     let seconds = 60.0;
     let device = thread::spawn(move || {
         let dev = VirtualDevice::new(RATE, 2, BlockSizes::Fixed(256), DevicePacing::WallClock);
@@ -70,13 +105,31 @@ fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
     let run = device.join().unwrap();
     let r = engine.stop();
     eprintln!("{}", r.summary());
-    let stages: Vec<String> = r.stages_ms.iter().map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99)).collect();
+    let stages: Vec<String> = r
+        .stages_ms
+        .iter()
+        .map(|(k, v)| format!("{k} p50 {:.2} p99 {:.2}", v.p50, v.p99))
+        .collect();
     eprintln!("paced 60 s @ 48 kHz/256: {}", stages.join(", "));
     // The device thread itself can be descheduled on a loaded 2-core machine;
     // that is the OS, not our audio path (which takes microseconds per block).
-    eprintln!("virtual device: {} callbacks, {} late", run.callbacks, run.xruns);
-    assert!(run.xruns * 100 <= run.callbacks, "the virtual device lost time: {run:?}");
+    eprintln!(
+        "virtual device: {} callbacks, {} late",
+        run.callbacks, run.xruns
+    );
+    assert!(
+        run.xruns * 100 <= run.callbacks,
+        "the virtual device lost time: {run:?}"
+    );
     assert!(r.frames >= 700, "generated {} frames", r.frames);
-    assert_eq!(r.underruns.after_warmup, 0, "underruns after warm-up: {}", r.summary());
-    assert!(stats.first_output_at.load(Ordering::Relaxed) < (RATE as u64), "audio within the first second");
+    assert_eq!(
+        r.underruns.after_warmup,
+        0,
+        "underruns after warm-up: {}",
+        r.summary()
+    );
+    assert!(
+        stats.first_output_at.load(Ordering::Relaxed) < (RATE as u64),
+        "audio within the first second"
+    );
 }

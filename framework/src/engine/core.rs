@@ -195,7 +195,9 @@ fn swap_inputs(sources: &[Source], ins: &mut [Payload], slot: &mut Slot) {
     for (k, src) in sources.iter().enumerate() {
         match src {
             Source::External => std::mem::swap(&mut ins[k], &mut slot.ext_in),
-            Source::Stage { stage, port } => std::mem::swap(&mut ins[k], &mut slot.outs[*stage][*port]),
+            Source::Stage { stage, port } => {
+                std::mem::swap(&mut ins[k], &mut slot.outs[*stage][*port])
+            }
         }
     }
 }

@@ -204,11 +204,21 @@ impl Engine {
         self.halt();
         let mut core = self.shared.lock();
         let report = core.report();
-        let io = std::mem::replace(&mut core.io, Io::Offline { input: Vec::new(), pos: 0, output: Vec::new() });
-        (report, match io {
-            Io::Live(g) => Some(g),
-            Io::Offline { .. } => None,
-        })
+        let io = std::mem::replace(
+            &mut core.io,
+            Io::Offline {
+                input: Vec::new(),
+                pos: 0,
+                output: Vec::new(),
+            },
+        );
+        (
+            report,
+            match io {
+                Io::Live(g) => Some(g),
+                Io::Offline { .. } => None,
+            },
+        )
     }
 
     fn halt(&mut self) {

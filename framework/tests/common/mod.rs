@@ -10,25 +10,68 @@ use antiphon_framework::lead::LeadSettings;
 use antiphon_framework::synth::{ProductionTime, SynthMode, SynthStage};
 
 pub fn gain_knob() -> KnobSpec {
-    KnobSpec::new("synth_gain", "Synth gain", "", 0.0, 1.0, 1.0, Binding::Sampling)
+    KnobSpec::new(
+        "synth_gain",
+        "Synth gain",
+        "",
+        0.0,
+        1.0,
+        1.0,
+        Binding::Sampling,
+    )
 }
 
 /// A one-stage synthetic generator graph.
 pub fn synth_graph(rate: f64, time: ProductionTime, clock: Arc<dyn Clock>) -> Graph {
     GraphBuilder::new()
-        .chain(vec![("generator", Box::new(SynthStage::generator(rate, time, clock).with_gain_knob(gain_knob())))])
+        .chain(vec![(
+            "generator",
+            Box::new(SynthStage::generator(rate, time, clock).with_gain_knob(gain_knob())),
+        )])
         .build(rate)
         .unwrap()
 }
 
 /// Three synthetic stages splitting the production time (encoder → backbone → decoder).
 pub fn three_stage_graph(rate: f64, time: ProductionTime, clock: Arc<dyn Clock>) -> Graph {
-    let third = ProductionTime { mean_ms: time.mean_ms / 3.0, jitter_ms: time.jitter_ms / 3.0, stall_ms: time.stall_ms / 3.0, ..time };
+    let third = ProductionTime {
+        mean_ms: time.mean_ms / 3.0,
+        jitter_ms: time.jitter_ms / 3.0,
+        stall_ms: time.stall_ms / 3.0,
+        ..time
+    };
     GraphBuilder::new()
         .chain(vec![
-            ("encoder", Box::new(SynthStage::new("encoder", rate, third.clone(), SynthMode::PassThrough { gain: 1.0 }, clock.clone()))),
-            ("backbone", Box::new(SynthStage::new("backbone", rate, third.clone(), SynthMode::Generate, clock.clone()))),
-            ("decoder", Box::new(SynthStage::new("decoder", rate, third, SynthMode::PassThrough { gain: 0.5 }, clock))),
+            (
+                "encoder",
+                Box::new(SynthStage::new(
+                    "encoder",
+                    rate,
+                    third.clone(),
+                    SynthMode::PassThrough { gain: 1.0 },
+                    clock.clone(),
+                )),
+            ),
+            (
+                "backbone",
+                Box::new(SynthStage::new(
+                    "backbone",
+                    rate,
+                    third.clone(),
+                    SynthMode::Generate,
+                    clock.clone(),
+                )),
+            ),
+            (
+                "decoder",
+                Box::new(SynthStage::new(
+                    "decoder",
+                    rate,
+                    third,
+                    SynthMode::PassThrough { gain: 0.5 },
+                    clock,
+                )),
+            ),
         ])
         .build(rate)
         .unwrap()
@@ -50,5 +93,9 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 /// Values of a (t, v) series with t in [from, to).
 pub fn window(series: &[(f64, f64)], from: f64, to: f64) -> Vec<f64> {
-    series.iter().filter(|(t, _)| *t >= from && *t < to).map(|(_, v)| *v).collect()
+    series
+        .iter()
+        .filter(|(t, _)| *t >= from && *t < to)
+        .map(|(_, v)| *v)
+        .collect()
 }
