@@ -55,6 +55,11 @@ fn generator_stop_and_restart_is_click_free_and_counted_exactly() {
         .map(|p| (p[1] - p[0]).abs())
         .enumerate()
         .fold((0, 0.0f32), |a, (i, d)| if d > a.1 { (i, d) } else { a });
+    eprintln!(
+        "gap fill: {} samples in {} callbacks; largest step {worst:.5} (allowed {allowed:.5})",
+        stats.gap_samples.load(Ordering::Relaxed),
+        stats.underrun_callbacks.load(Ordering::Relaxed)
+    );
     assert!(
         worst <= allowed,
         "step of {worst} at sample {worst_i} exceeds {allowed}"

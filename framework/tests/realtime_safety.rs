@@ -152,6 +152,7 @@ fn the_checker_catches_a_deliberate_allocation() {
     let (violations, _, _) = torture(48_000.0, 20, 99, &mut || {
         std::hint::black_box(vec![0u8; 64]);
     });
+    eprintln!("canary: {violations} allocations caught in 20 blocks");
     assert!(
         violations >= 20,
         "the allocation checker missed {} allocations",
