@@ -21,6 +21,7 @@ use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::denormals::DenormalGuard;
 use crate::gapfill::GapFill;
+use crate::knobs::{Binding, KnobSpec};
 use crate::smoothing::Smoothed;
 use crate::telemetry::Histogram;
 
@@ -80,6 +81,53 @@ pub enum OutputParam {
     Mix,
     /// Bypass: 1 = pass the input through untouched (crossfaded), 0 = process.
     Bypass,
+}
+
+impl OutputParam {
+    pub const ALL: [OutputParam; 3] = [OutputParam::GainDb, OutputParam::Mix, OutputParam::Bypass];
+
+    /// The knob id that drives this parameter (presets, plugin, host scripts).
+    pub fn knob_id(self) -> &'static str {
+        match self {
+            OutputParam::GainDb => "gain_db",
+            OutputParam::Mix => "mix",
+            OutputParam::Bypass => "bypass",
+        }
+    }
+
+    /// The parameter a knob id drives, if it is an output-stage knob.
+    pub fn from_knob_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.knob_id() == id)
+    }
+
+    /// The knob's spec: range, unit, default; bound to the audio thread.
+    pub fn knob_spec(self) -> KnobSpec {
+        match self {
+            OutputParam::GainDb => KnobSpec::new(
+                "gain_db",
+                "Output gain",
+                "dB",
+                -60.0,
+                12.0,
+                0.0,
+                Binding::AudioThread,
+            ),
+            OutputParam::Mix => {
+                KnobSpec::new("mix", "Dry/wet", "", 0.0, 1.0, 1.0, Binding::AudioThread)
+            }
+            OutputParam::Bypass => {
+                KnobSpec::toggle("bypass", "Bypass", false, Binding::AudioThread)
+            }
+        }
+    }
+}
+
+/// The output-stage knobs the endpoint applies on the audio thread.
+pub fn output_knobs() -> Vec<KnobSpec> {
+    OutputParam::ALL
+        .into_iter()
+        .map(OutputParam::knob_spec)
+        .collect()
 }
 
 /// A timestamped output-knob change: takes effect at sample `offset` of the block.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use antiphon_framework::endpoint::OutputParam;
 use antiphon_framework::engine::{EngineConfig, Pacing};
 use antiphon_framework::graph::{Graph, GraphBuilder};
-use antiphon_framework::knobs::{Binding, KnobBus, KnobSpec};
+use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::preset::{self, Preset};
 use antiphon_nodes::chain::canonical_nodes;
 use antiphon_nodes::ModelBundle;
@@ -31,31 +31,11 @@ const NODE_NAMES: [&str; 8] = [
 ];
 const BACKBONE: usize = 3;
 
-/// The output-stage knobs the audio thread applies (same ids and ranges as the plugin's).
-pub fn output_knobs() -> Vec<KnobSpec> {
-    vec![
-        KnobSpec::new(
-            "gain_db",
-            "Output gain",
-            "dB",
-            -60.0,
-            12.0,
-            0.0,
-            Binding::AudioThread,
-        ),
-        KnobSpec::new("mix", "Dry/wet", "", 0.0, 1.0, 1.0, Binding::AudioThread),
-        KnobSpec::toggle("bypass", "Bypass", false, Binding::AudioThread),
-    ]
-}
+pub use antiphon_framework::endpoint::output_knobs;
 
 /// The endpoint parameter an output knob drives.
 pub fn output_param(id: &str) -> Option<OutputParam> {
-    match id {
-        "gain_db" => Some(OutputParam::GainDb),
-        "mix" => Some(OutputParam::Mix),
-        "bypass" => Some(OutputParam::Bypass),
-        _ => None,
-    }
+    OutputParam::from_knob_id(id)
 }
 
 /// Where presets live: `$ANTIPHON_PRESETS`, `./presets`, else the folder

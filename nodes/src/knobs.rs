@@ -34,7 +34,7 @@ pub fn audio_temperature() -> KnobSpec {
     )
 }
 pub fn top_k() -> KnobSpec {
-    KnobSpec::new(TOP_K, "Top-k", "", 1.0, 4096.0, 250.0, Binding::Sampling).stepped(1.0)
+    KnobSpec::new(TOP_K, "Top-k", "", 1.0, 2048.0, 250.0, Binding::Sampling).stepped(1.0)
 }
 /// 1.0 disables nucleus filtering.
 pub fn top_p() -> KnobSpec {

@@ -206,4 +206,26 @@ mod tests {
         assert_eq!(Knob::RESET.def().id, "reset");
         assert_eq!(Knob::CODEBOOK_DEPTH.def().id, "codebook_depth");
     }
+
+    /// The table must be static for the host parameters, so it repeats the specs
+    /// the endpoint, the model nodes and the lead controller declare: check that
+    /// it agrees with them, so a range changed in one place cannot drift.
+    #[test]
+    fn table_agrees_with_the_specs_the_engine_uses() {
+        let mut canonical = antiphon_framework::endpoint::output_knobs();
+        canonical.extend(antiphon_nodes::knobs::all(8));
+        canonical.extend(antiphon_framework::lead::LeadSettings::knobs());
+        for k in KNOBS.iter() {
+            let spec = canonical
+                .iter()
+                .find(|s| s.id == k.id)
+                .unwrap_or_else(|| panic!("`{}` is not a knob of the engine", k.id));
+            assert_eq!(
+                (k.min, k.max, k.default, k.binding),
+                (spec.min, spec.max, spec.default, spec.binding),
+                "`{}` disagrees",
+                k.id
+            );
+        }
+    }
 }
