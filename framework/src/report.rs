@@ -95,38 +95,62 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// A few lines for people.
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "frames {} ({:.1} s audio, {:.1} s wall, RTF {:.3})\n",
+    /// A few lines for people. `live` runs (on a device clock) also show
+    /// latency, lead and underruns; offline renders have none.
+    pub fn summary(&self, live: bool) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "frames {}  audio {:.1} s  wall {:.1} s  RTF {:.3} (compute / audio time)",
             self.frames, self.audio_seconds, self.wall_seconds, self.rtf
         );
-        if let Some(f) = self.first_audio_ms {
-            s += &format!("first audio {f:.0} ms  ");
+        if live {
+            let first = self
+                .first_audio_ms
+                .map_or("-".into(), |f| format!("{f:.0} ms"));
+            let _ = writeln!(
+                s,
+                "first audio {first}  latency p50 {:.0} / p99 {:.0} ms  ITL p50 {:.0} / p99 {:.0} ms",
+                self.latency_ms.p50, self.latency_ms.p99, self.itl_ms.p50, self.itl_ms.p99
+            );
+            let _ = writeln!(
+                s,
+                "lead p50 {:.0} / p99 {:.0} ms (min {:.0}, final target {:.0})  underruns {} callbacks, {} samples, {} after warm-up",
+                self.lead_ms.p50,
+                self.lead_ms.p99,
+                self.lead_ms.min,
+                self.lead_ms.target_final,
+                self.underruns.callbacks,
+                self.underruns.samples,
+                self.underruns.after_warmup
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "offline render: latency, lead and underruns are measured with --pace realtime"
+            );
         }
-        s += &format!(
-            "latency p50 {:.0} / p99 {:.0} ms  ITL p50 {:.0} / p99 {:.0} ms\n",
-            self.latency_ms.p50, self.latency_ms.p99, self.itl_ms.p50, self.itl_ms.p99
-        );
-        s += &format!(
-            "lead p50 {:.0} ms (min {:.0}, target {:.0})  underruns {} ({} after warm-up)\n",
-            self.lead_ms.p50,
-            self.lead_ms.min,
-            self.lead_ms.target_final,
-            self.underruns.callbacks,
-            self.underruns.after_warmup
-        );
         let stages: Vec<String> = self
             .stages_ms
             .iter()
             .map(|(k, v)| format!("{k} {:.1}", v.p99))
             .collect();
-        s += &format!("stage p99 ms: {}\n", stages.join(", "));
+        let _ = writeln!(s, "stage p99 ms: {}", stages.join(", "));
+        let knobs: Vec<String> = self
+            .knob_to_ear_ms
+            .iter()
+            .filter(|(_, v)| v.max > 0.0 || v.p50 > 0.0)
+            .map(|(k, v)| format!("{k} p50 {:.0} / max {:.0}", v.p50, v.max))
+            .collect();
+        if !knobs.is_empty() {
+            let _ = writeln!(s, "knob → ear ms: {}", knobs.join(", "));
+        }
         if let Some(m) = &self.skipped.message {
-            s += &format!("{m}\n");
+            let _ = writeln!(s, "{m}");
         }
         for e in &self.errors {
-            s += &format!("error: {e}\n");
+            let _ = writeln!(s, "node error: {e}");
         }
         s
     }

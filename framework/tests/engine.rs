@@ -278,7 +278,7 @@ fn simulated_runs_repeat_exactly() {
     };
     let (a, b) = (run(), run());
     assert_eq!(a.series.lead_ms, b.series.lead_ms);
-    assert_eq!(a.underruns.after_warmup, 0, "{}", a.summary());
+    assert_eq!(a.underruns.after_warmup, 0, "{}", a.summary(true));
 }
 
 /// Panics on one frame.

@@ -85,7 +85,7 @@ fn stalls_every_tenth_frame_cause_no_underrun_after_warmup_and_release_afterward
         seed: 7,
     };
     let r = live(time, 85.0, None);
-    eprintln!("{}", r.summary());
+    eprintln!("{}", r.summary(true));
 
     // Lead while stalling, against the smallest lead that avoids every underrun:
     // a constant budget equal to the longest production time after warm-up.
@@ -125,7 +125,7 @@ fn steady_generator_settles_at_the_floor_and_knobs_reach_the_ear() {
         ..Default::default()
     };
     let r = live(time, 30.0, Some(10.0));
-    eprintln!("{}", r.summary());
+    eprintln!("{}", r.summary(true));
     let settled = median(window(&r.series.lead_ms, 10.0, 30.0));
     eprintln!(
         "no stalls: lead p50 {settled:.1} ms, underruns {}, knob→ear {:?}",

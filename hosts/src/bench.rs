@@ -60,7 +60,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ));
     });
     pb.finish_and_clear();
-    print!("{}", outputs::summary(&o.report, true));
+    print!("{}", o.report.summary(true));
     if o.device.xruns > 0 {
         println!(
             "warning: the virtual device itself ran late {} times (machine overloaded)",

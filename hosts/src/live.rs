@@ -287,7 +287,7 @@ pub fn run(args: LiveArgs) -> Result<()> {
     drop(out_stream);
     let trace = engine.trace_json();
     let report = engine.stop();
-    print!("{}", outputs::summary(&report, true));
+    print!("{}", report.summary(true));
     // Our side: gap-filled callbacks (above) and callbacks that overran their period.
     let period_ms = meters.max_block.load(Ordering::Relaxed) as f64 / rate.0 as f64 * 1000.0;
     let cb = &endpoint_stats.callback_ms;

@@ -129,6 +129,6 @@ fn print_and_write(
     live: bool,
     title: &str,
 ) -> Result<()> {
-    print!("{}", outputs::summary(r, live));
+    print!("{}", r.summary(live));
     outputs::write_files(out, r, trace, title).context("writing results")
 }

@@ -104,7 +104,7 @@ fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
     });
     let run = device.join().unwrap();
     let r = engine.stop();
-    eprintln!("{}", r.summary());
+    eprintln!("{}", r.summary(true));
     let stages: Vec<String> = r
         .stages_ms
         .iter()
@@ -126,7 +126,7 @@ fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
         r.underruns.after_warmup,
         0,
         "underruns after warm-up: {}",
-        r.summary()
+        r.summary(true)
     );
     assert!(
         stats.first_output_at.load(Ordering::Relaxed) < (RATE as u64),
