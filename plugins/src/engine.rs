@@ -169,13 +169,27 @@ impl Engine {
     }
 }
 
+/// The last model loaded in this process. Weights do not depend on the sample
+/// rate, so a re-activation (new rate, new block size) reuses them instead of
+/// reading gigabytes again; only the graph around them is rebuilt.
+static LOADED: Mutex<Option<(String, Arc<ModelBundle>)>> = Mutex::new(None);
+
 /// Loads the chosen model ("" or "builtin" = the built-in tiny model).
-fn load(choice: &str) -> Result<ModelBundle, String> {
-    if choice.is_empty() || choice == "builtin" {
-        ModelBundle::builtin().map_err(|e| e.to_string())
-    } else {
-        ModelBundle::load(choice).map_err(|e| e.to_string())
+fn load(choice: &str) -> Result<Arc<ModelBundle>, String> {
+    let mut cache = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((name, bundle)) = cache.as_ref() {
+        if name == choice {
+            return Ok(bundle.clone());
+        }
     }
+    let bundle = if choice.is_empty() || choice == "builtin" {
+        ModelBundle::builtin().map_err(|e| e.to_string())?
+    } else {
+        ModelBundle::load(choice).map_err(|e| e.to_string())?
+    };
+    let bundle = Arc::new(bundle);
+    *cache = Some((choice.to_string(), bundle.clone()));
+    Ok(bundle)
 }
 
 /// The generation thread: loads the model, runs the canonical graph on the
