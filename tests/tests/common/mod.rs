@@ -20,13 +20,14 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Where plugin builds for tests go: a dedicated target dir, so building the
-/// plugin from a running test never waits on the lock of the outer `cargo test`.
+/// Where plugin builds for tests go: the workspace's own target dir, so the
+/// plugin's dependencies (candle, nice-plug) are not compiled a second time.
+/// Cargo holds its build-directory lock only while compiling, not while tests
+/// run, so the nested build does not wait on the outer `cargo test`.
 pub fn test_target_dir() -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_DIR")
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    base.join("plugin-under-test")
+        .unwrap_or_else(|| workspace().join("target"))
 }
 
 /// Builds `antiphon-plugin` (debug) with `features` and returns a private copy
