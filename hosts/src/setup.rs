@@ -7,29 +7,16 @@ use std::sync::Arc;
 
 use antiphon_framework::endpoint::OutputParam;
 use antiphon_framework::engine::{EngineConfig, Pacing};
-use antiphon_framework::graph::{Graph, GraphBuilder};
+use antiphon_framework::graph::Graph;
 use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::preset::{self, Preset};
-use antiphon_nodes::chain::canonical_nodes;
+use antiphon_nodes::graph::canonical_graph_with;
 use antiphon_nodes::ModelBundle;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::cli::ModelArgs;
 use crate::script::{KnobChange, Stall};
 use crate::stall::Stalled;
-
-/// The canonical graph's node names, in order (the backbone is index 3).
-const NODE_NAMES: [&str; 8] = [
-    "capture",
-    "resample_in",
-    "encoder",
-    "backbone",
-    "code_predictor",
-    "decoder",
-    "resample_out",
-    "output",
-];
-const BACKBONE: usize = 3;
 
 pub use antiphon_framework::endpoint::output_knobs;
 
@@ -97,17 +84,11 @@ impl Loaded {
     /// The canonical graph at `rate`, its backbone optionally stalled, and the
     /// knob bus with the preset applied (errors name file, field and range).
     pub fn graph(&self, rate: f64, stall: Option<Stall>) -> Result<(Graph, Arc<KnobBus>)> {
-        let mut nodes = canonical_nodes(&self.bundle, rate, self.seed)
-            .map_err(|e| anyhow!("cannot build the graph at {rate} Hz: {e}"))?;
-        if let Some(s) = stall {
-            let backbone = nodes.remove(BACKBONE);
-            nodes.insert(BACKBONE, Box::new(Stalled::new(backbone, s)));
-        }
-        let chain = NODE_NAMES.iter().copied().zip(nodes).collect();
-        let graph = GraphBuilder::new()
-            .chain(chain)
-            .build(rate)
-            .map_err(|e| anyhow!("invalid graph: {e}"))?;
+        let graph = canonical_graph_with(&self.bundle, rate, self.seed, |name, node| match stall {
+            Some(s) if name == "backbone" => Box::new(Stalled::new(node, s)),
+            _ => node,
+        })
+        .map_err(|e| anyhow!("cannot build the graph at {rate} Hz: {e}"))?;
         let knobs = antiphon_nodes::graph::knob_bus(&graph, output_knobs())
             .map_err(|e| anyhow!("knobs: {e}"))?;
         if let Some(f) = &self.preset_file {

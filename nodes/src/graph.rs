@@ -7,25 +7,43 @@ use std::sync::Arc;
 use antiphon_framework::graph::{Graph, GraphBuilder};
 use antiphon_framework::knobs::{KnobBus, KnobSpec};
 use antiphon_framework::lead::LeadSettings;
+use antiphon_framework::node::Node;
 
 use crate::bundle::ModelBundle;
 use crate::chain::canonical_nodes;
 
+/// The canonical graph's stage names, in order.
+pub const STAGE_NAMES: [&str; 8] = [
+    "capture",
+    "resample_in",
+    "encoder",
+    "backbone",
+    "code_predictor",
+    "decoder",
+    "resample_out",
+    "output",
+];
+
 /// Builds and validates the canonical graph for a device at `device_rate`.
 pub fn canonical_graph(bundle: &ModelBundle, device_rate: f64, seed: u64) -> Result<Graph, String> {
-    let names = [
-        "capture",
-        "resample_in",
-        "encoder",
-        "backbone",
-        "code_predictor",
-        "decoder",
-        "resample_out",
-        "output",
-    ];
+    canonical_graph_with(bundle, device_rate, seed, |_, node| node)
+}
+
+/// Like [`canonical_graph`], passing each node through `wrap(stage name, node)`
+/// first (e.g. to inject stalls into the backbone for benchmarks).
+pub fn canonical_graph_with(
+    bundle: &ModelBundle,
+    device_rate: f64,
+    seed: u64,
+    mut wrap: impl FnMut(&str, Box<dyn Node>) -> Box<dyn Node>,
+) -> Result<Graph, String> {
     let nodes = canonical_nodes(bundle, device_rate, seed)?;
-    let chain: Vec<(&str, Box<dyn antiphon_framework::node::Node>)> =
-        names.iter().copied().zip(nodes).collect();
+    let chain: Vec<(&str, Box<dyn Node>)> = STAGE_NAMES
+        .iter()
+        .copied()
+        .zip(nodes)
+        .map(|(name, node)| (name, wrap(name, node)))
+        .collect();
     GraphBuilder::new()
         .chain(chain)
         .build(device_rate)
