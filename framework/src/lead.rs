@@ -130,6 +130,21 @@ pub enum LeadReason {
     Hold,
 }
 
+impl LeadReason {
+    /// Stable snake_case name, as used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadReason::Start => "start",
+            LeadReason::Attack => "attack",
+            LeadReason::Underrun => "underrun",
+            LeadReason::Release => "release",
+            LeadReason::Floor => "floor",
+            LeadReason::Ceiling => "ceiling",
+            LeadReason::Hold => "hold",
+        }
+    }
+}
+
 /// The controller. Fixed-size: a window of recent production times.
 #[derive(Clone, Debug)]
 pub struct LeadController {

@@ -91,6 +91,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The top-level fields every report carries (the stable contract scripts rely on).
+    pub const REQUIRED_FIELDS: [&'static str; 12] = [
+        "frames",
+        "audio_seconds",
+        "wall_seconds",
+        "rtf",
+        "first_audio_ms",
+        "latency_ms",
+        "itl_ms",
+        "stages_ms",
+        "lead_ms",
+        "underruns",
+        "knob_to_ear_ms",
+        "rss_mb",
+    ];
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
@@ -184,7 +200,7 @@ pub struct Recorder {
     pub knob_to_ear: Vec<(Binding, Histogram)>,
     pub series: [Series; 7],
     pub rss: RssMb,
-    pub reasons: BTreeMap<String, u64>,
+    pub reasons: BTreeMap<&'static str, u64>,
     pub compute_ms: f64,
     pub inserted: u64,
     pub dropped: u64,

@@ -141,20 +141,7 @@ fn steady_generator_settles_at_the_floor_and_knobs_reach_the_ear() {
     assert!(k.p50 > 0.0 && k.max < 500.0, "{k:?}");
     // Report has every required field.
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-    for f in [
-        "frames",
-        "audio_seconds",
-        "wall_seconds",
-        "rtf",
-        "first_audio_ms",
-        "latency_ms",
-        "itl_ms",
-        "stages_ms",
-        "lead_ms",
-        "underruns",
-        "knob_to_ear_ms",
-        "rss_mb",
-    ] {
+    for f in antiphon_framework::report::Report::REQUIRED_FIELDS {
         assert!(!v[f].is_null(), "report lacks {f}");
     }
     for f in ["p50", "p99", "min", "max", "target_final"] {

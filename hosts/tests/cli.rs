@@ -64,20 +64,7 @@ fn write_speechlike(path: &Path, rate: u32, channels: u16, seconds: f64) {
     w.finalize().unwrap();
 }
 
-const REPORT_FIELDS: [&str; 12] = [
-    "frames",
-    "audio_seconds",
-    "wall_seconds",
-    "rtf",
-    "first_audio_ms",
-    "latency_ms",
-    "itl_ms",
-    "stages_ms",
-    "lead_ms",
-    "underruns",
-    "knob_to_ear_ms",
-    "rss_mb",
-];
+const REPORT_FIELDS: [&str; 12] = antiphon_framework::report::Report::REQUIRED_FIELDS;
 
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()

@@ -594,11 +594,10 @@ impl Core {
                 self.controller.underrun(production_ms);
             }
             let target = self.controller.observe(production_ms, now);
-            *self
-                .rec
-                .reasons
-                .entry(format!("{:?}", self.controller.reason()).to_lowercase())
-                .or_default() += (self.controller.reason() != LeadReason::Hold) as u64;
+            // Keyed by a static name: no allocation per frame.
+            let reason = self.controller.reason();
+            *self.rec.reasons.entry(reason.as_str()).or_default() +=
+                (reason != LeadReason::Hold) as u64;
             self.rec.lead(t_rel, lead_ms, target);
             self.rec.series[6].push(t_rel, production_ms);
             self.status.lead_ms = lead_ms;
@@ -760,7 +759,7 @@ impl Core {
             },
             lead_inserted_ms: self.rec.inserted as f64 / self.rate * 1000.0,
             lead_dropped_ms: self.rec.dropped as f64 / self.rate * 1000.0,
-            lead_reasons: self.rec.reasons.clone(),
+            lead_reasons: self.rec.reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             errors: self.errors.clone(),
             series: ReportSeries {
                 lead_ms: self.rec.series[0].points().to_vec(),
