@@ -273,7 +273,7 @@ impl Node for Flaky {
 fn a_panicking_node_is_reported_once_gap_filled_and_recovered_by_reset() {
     let rate = 48_000.0;
     let graph = GraphBuilder::new()
-        .chain(vec![("backbone", Box::new(Flaky { at: 5, rate }))])
+        .chain(vec![("backbone", Box::new(Flaky { at: 20, rate }))])
         .build(rate)
         .unwrap();
     let knobs = knobs_for(&graph);

@@ -177,7 +177,7 @@ fn after_a_five_second_stall_the_newest_input_plays_within_3_frames_and_the_stal
     let (audio, gen) = endpoint(&EndpointConfig::new(RATE));
     let stats = audio.stats().clone();
     let mut dev = Device::new(audio);
-    let (g, ended_at) = graph(9, Duration::from_secs(5), Some(stats));
+    let (g, ended_at) = graph(20, Duration::from_secs(5), Some(stats));
     let engine = start(g, gen);
     dev.run(6.5, true);
     let ended = ended_at.load(Ordering::SeqCst);

@@ -234,6 +234,8 @@ pub(super) struct Core {
     stage_times: Vec<RecentTimes>,
     started_at: f64,
     last_rss: f64,
+    /// Compute time of each frame written during warm-up (None when live).
+    warming: Option<Vec<f64>>,
     pub failed: bool,
     pub errors: Vec<String>,
     pub stop: bool,
@@ -352,6 +354,7 @@ impl Core {
             stage_times: (0..n).map(|_| RecentTimes::new()).collect(),
             started_at: now,
             last_rss: now,
+            warming: None,
             failed: false,
             errors: Vec::new(),
             stop: false,
@@ -701,6 +704,10 @@ impl Core {
     }
 
     fn write_frame(&mut self, si: usize) {
+        if let Some(w) = &mut self.warming {
+            w.push(self.slots[si].compute_ms);
+            return;
+        }
         let now = self.clock.now();
         let t_rel = now - self.started_at;
         let production_ms = (now - self.slots[si].ready_at) * 1000.0;
@@ -816,9 +823,67 @@ impl Core {
         self.stages.iter().any(|s| s.busy)
     }
 
+    /// Warm start: runs `frames` frames of silence through the graph on the
+    /// calling thread (off the audio path), teaches the lead controller their
+    /// production times, then resets the nodes and re-anchors the stream. The
+    /// controller keeps what it learned, so the first live frames are covered
+    /// by measurements instead of by underruns. Production time here is each
+    /// frame's compute time (stages run one after another on one thread).
+    pub fn warm_up(&mut self, frames: usize) {
+        if frames == 0 || !self.realtime() {
+            return;
+        }
+        let len = frame_bounds(0, self.cfg.frame_seconds, self.rate).1;
+        let silence = Io::Offline {
+            input: vec![0.0; frames * len],
+            output: Vec::new(),
+        };
+        let live = std::mem::replace(&mut self.io, silence);
+        self.origin = 0;
+        self.rel = 0;
+        self.warming = Some(Vec::with_capacity(frames));
+        while !self.finished() {
+            self.admit();
+            let Some(mut job) = self.take_job() else {
+                break;
+            };
+            job.run(self.clock.as_ref());
+            self.finish(job, 0);
+        }
+        self.io = live;
+        let times = self.warming.take().unwrap_or_default();
+        if self.failed {
+            // Reported like any failure; `reset` recovers.
+            return;
+        }
+        let frame_s = self.cfg.frame_seconds;
+        let t0 = self.clock.now();
+        for (k, ms) in times.iter().enumerate() {
+            self.controller.observe(*ms, t0 + k as f64 * frame_s);
+        }
+        // Live figures start now: warm-up frames are not part of the report.
+        self.rec = Recorder::new(
+            &self
+                .stages
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        self.started_at = self.clock.now();
+        self.last_rss = self.started_at;
+        self.reset_stream();
+    }
+
     /// Back to a fresh stream: nodes reset, frames in flight dropped, errors cleared.
     /// Call only when no job is running.
     pub fn reset(&mut self) {
+        self.controller.reset();
+        self.reset_stream();
+    }
+
+    /// Nodes, frames in flight and writer back to a fresh stream, re-anchored;
+    /// the controller is left as it is.
+    fn reset_stream(&mut self) {
         for s in &mut self.stages {
             if let Some(n) = &mut s.node {
                 let _ = catch_unwind(AssertUnwindSafe(|| n.reset()));
@@ -831,7 +896,6 @@ impl Core {
         self.next_seq = 0;
         self.next_write = 0;
         self.failed = false;
-        self.controller.reset();
         self.writer.reset();
         self.last_write = None;
         self.stalls.resumed();

@@ -72,6 +72,11 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     /// Underruns before this are not counted in `underruns.after_warmup`.
     pub warmup_seconds: f64,
+    /// Warm start: frames of silence run through the graph before a realtime
+    /// engine goes live, to seed the lead controller with measured production
+    /// times (see `Core::warm_up`). 12 frames ≈ 1 s of audio: long enough to
+    /// meet a spike that recurs within a second; rarer ones are learned live.
+    pub warmup_frames: usize,
     /// Spans kept for the trace file (0: no trace).
     pub trace_capacity: usize,
     /// Lead settings used when the knob bus has no lead knobs.
@@ -91,6 +96,7 @@ impl Default for EngineConfig {
             pacing: Pacing::InputPaced,
             max_in_flight: 4,
             warmup_seconds: 5.0,
+            warmup_frames: 12,
             trace_capacity: 0,
             lead: LeadSettings::default(),
             hysteresis_ms: 5.0,
@@ -179,7 +185,9 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let workers = cfg.workers.max(1);
-        let core = Core::new(graph, Io::Live(gen), cfg, knobs, clock);
+        let warmup = cfg.warmup_frames;
+        let mut core = Core::new(graph, Io::Live(gen), cfg, knobs, clock);
+        core.warm_up(warmup);
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
             wake: Condvar::new(),
@@ -371,10 +379,14 @@ pub fn run_simulated(
     let rate = graph.sample_rate;
     let (mut audio, gen) = endpoint(&EndpointConfig::new(rate));
     let cfg = EngineConfig { workers: 1, ..cfg };
+    let warmup = cfg.warmup_frames;
     let mut core = Core::new(graph, Io::Live(gen), cfg, knobs, clock.clone());
+    core.warm_up(warmup);
     let block = block.max(1);
     let block_s = block as f64 / rate;
-    let mut next_cb = 0.0f64;
+    // The device starts once the engine is live (after warm-up).
+    let mut next_cb = clock.now();
+    let seconds = seconds + next_cb;
     let mut pos = 0u64;
     let mut buf = vec![0.0f32; block];
     let mut next_checkpoint = checkpoint_every_s;
