@@ -27,6 +27,7 @@ pub mod graph;
 pub mod knobs;
 pub mod lead;
 pub mod node;
+pub mod period_cut;
 pub mod preset;
 pub mod report;
 pub mod rng;
