@@ -29,6 +29,7 @@ pub mod input_ring;
 pub mod knobs;
 pub mod lead;
 pub mod node;
+pub mod period_cut;
 pub mod preset;
 pub mod report;
 pub mod rng;

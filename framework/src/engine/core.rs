@@ -338,6 +338,7 @@ impl Core {
             knobs,
             controller: LeadController::new(lead),
             writer: OutputWriter::new(
+                rate,
                 ((cfg.crossfade_ms / 1000.0) * rate).round() as usize,
                 1e-3,
                 max_frame,
