@@ -7,7 +7,14 @@
 //! holds the budget just above a high quantile of recent production times plus a
 //! margin: it rises at once (attack) when a slower frame is seen or an underrun
 //! happens, and falls slowly (release) toward the floor when the generator has
-//! been steady for a window.
+//! been steady for a window. The lead it aims for is the budget less recent
+//! production time.
+//!
+//! This module is the one home of the policy: the budget, which frames to make
+//! or pass over ([`LeadController::admit`]), which finished frames are too late
+//! to play ([`LeadController::too_late`]), and how much lead to add or remove
+//! before a frame ([`LeadController::adjust_ms`]). The engine schedules and does
+//! the I/O; the writer carries the adjustments out inaudibly.
 
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +117,7 @@ impl LeadSettings {
     }
 }
 
-/// Why the target last moved.
+/// Why the budget last moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeadReason {
@@ -145,6 +152,18 @@ impl LeadReason {
     }
 }
 
+/// What to do with the next frame whose input is complete (input-paced, realtime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Make,
+    /// Its input is older than the ceiling: generation stood still (a stall,
+    /// CPU starvation). Resume at the newest input; report it as a stall.
+    ResumeAfterStall,
+    /// Generation is slower than real time on average and complete frames are
+    /// queuing: make only the newest, so latency stays flat instead of growing.
+    SkipToNewest,
+}
+
 /// The controller. Fixed-size: a window of recent production times.
 #[derive(Clone, Debug)]
 pub struct LeadController {
@@ -153,21 +172,21 @@ pub struct LeadController {
     len: usize,
     pos: usize,
     scratch: [f64; WINDOW_FRAMES],
-    target_ms: f64,
+    budget_ms: f64,
     last_t: Option<f64>,
     reason: LeadReason,
 }
 
 impl LeadController {
     pub fn new(settings: LeadSettings) -> Self {
-        let target_ms = settings.floor_ms;
+        let budget_ms = settings.floor_ms;
         Self {
             settings,
             window: [0.0; WINDOW_FRAMES],
             len: 0,
             pos: 0,
             scratch: [0.0; WINDOW_FRAMES],
-            target_ms,
+            budget_ms,
             last_t: None,
             reason: LeadReason::Start,
         }
@@ -177,17 +196,18 @@ impl LeadController {
         &self.settings
     }
 
-    /// Changes settings live (knob turn); the target is re-clamped at once.
+    /// Changes settings live (knob turn); the budget is re-clamped at once.
     pub fn set_settings(&mut self, s: LeadSettings) {
         if s != self.settings {
             self.settings = s;
-            self.target_ms = self.clamp(self.target_ms);
+            self.budget_ms = self.clamp(self.budget_ms);
         }
     }
 
-    /// The budget the controller wants, ms.
-    pub fn target_ms(&self) -> f64 {
-        self.target_ms
+    /// The budget it holds: production time plus queued audio that a frame may
+    /// take from input to playback, ms.
+    pub fn budget_ms(&self) -> f64 {
+        self.budget_ms
     }
 
     pub fn reason(&self) -> LeadReason {
@@ -201,20 +221,23 @@ impl LeadController {
 
     /// The configured quantile of the window, ms (0 when empty).
     pub fn window_quantile(&mut self) -> f64 {
+        self.quantile(self.settings.quantile)
+    }
+
+    /// Quantile `q` of the window, ms (0 when empty).
+    fn quantile(&mut self, q: f64) -> f64 {
         if self.len == 0 {
             return 0.0;
         }
         let s = &mut self.scratch[..self.len];
         s.copy_from_slice(&self.window[..self.len]);
-        let k = ((self.settings.quantile.clamp(0.0, 1.0) * self.len as f64).ceil() as usize)
-            .clamp(1, self.len)
-            - 1;
+        let k = ((q.clamp(0.0, 1.0) * self.len as f64).ceil() as usize).clamp(1, self.len) - 1;
         let (_, v, _) = s.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
         *v
     }
 
     /// Feeds one frame's production time (ms) observed at time `now` (s);
-    /// returns the new target.
+    /// returns the new budget.
     pub fn observe(&mut self, production_ms: f64, now: f64) -> f64 {
         let p = if production_ms.is_finite() {
             production_ms.max(0.0)
@@ -228,10 +251,10 @@ impl LeadController {
         // budget (it nearly underran): attack on it, release it slowly.
         let want = self.window_quantile() + self.settings.margin_ms;
         let spike = p + self.settings.margin_ms;
-        let want = if spike > self.target_ms { spike } else { want };
+        let want = if spike > self.budget_ms { spike } else { want };
         let dt = self.last_t.map_or(0.0, |t| (now - t).max(0.0));
         self.last_t = Some(now);
-        let old = self.target_ms;
+        let old = self.budget_ms;
         let next = if want > old {
             self.reason = LeadReason::Attack;
             want
@@ -244,27 +267,66 @@ impl LeadController {
             };
             released.max(want)
         };
-        self.target_ms = self.clamp(next);
-        if self.target_ms == self.settings.floor_ms && next <= self.settings.floor_ms {
+        self.budget_ms = self.clamp(next);
+        if self.budget_ms == self.settings.floor_ms && next <= self.settings.floor_ms {
             self.reason = LeadReason::Floor;
-        } else if self.target_ms < next {
+        } else if self.budget_ms < next {
             self.reason = LeadReason::Ceiling;
         }
-        if self.target_ms == old && self.reason == LeadReason::Release {
+        if self.budget_ms == old && self.reason == LeadReason::Release {
             self.reason = LeadReason::Hold;
         }
-        self.target_ms
+        self.budget_ms
     }
 
     /// An underrun happened on a frame that took `production_ms`: raise the
-    /// target past it at once.
+    /// budget past it at once.
     pub fn underrun(&mut self, production_ms: f64) -> f64 {
         let want = self.clamp(production_ms + self.settings.margin_ms);
-        if want > self.target_ms {
-            self.target_ms = want;
+        if want > self.budget_ms {
+            self.budget_ms = want;
         }
         self.reason = LeadReason::Underrun;
-        self.target_ms
+        self.budget_ms
+    }
+
+    /// The lead it aims for: the budget less recent (median) production time, ms.
+    pub fn aimed_lead_ms(&mut self) -> f64 {
+        (self.budget_ms - self.quantile(0.5)).max(0.0)
+    }
+
+    /// The admission rule for a frame whose input completed `age_ms` ago, with
+    /// `backlog` complete frames of input waiting, when a frame typically takes
+    /// `slow_ratio` × its duration to make (a median, so one stall does not
+    /// count as slowness).
+    pub fn admit(&self, age_ms: f64, backlog: u64, slow_ratio: f64) -> Admit {
+        if age_ms > self.settings.ceiling_ms {
+            Admit::ResumeAfterStall
+        } else if slow_ratio > 1.0 && backlog >= 2 {
+            Admit::SkipToNewest
+        } else {
+            Admit::Make
+        }
+    }
+
+    /// Whether a finished frame is too late to play: made after a stall longer
+    /// than the ceiling (it is dropped and counted with the stall, not learned).
+    pub fn too_late(&self, production_ms: f64) -> bool {
+        production_ms > self.settings.ceiling_ms
+    }
+
+    /// Lead to add (+) or remove (−) before writing a frame, ms: the frame's
+    /// delay from input to playback (`lead + production`, `lead` ≥ 0 after an
+    /// underrun) moved to the budget; differences within `hysteresis_ms` are
+    /// left alone. Steady output keeps that delay constant by itself, so this
+    /// acts only when the budget moves or a gap/stall changed the delay.
+    pub fn adjust_ms(&self, lead_ms: f64, production_ms: f64, hysteresis_ms: f64) -> f64 {
+        let diff = self.budget_ms - (lead_ms.max(0.0) + production_ms);
+        if diff.abs() > hysteresis_ms {
+            diff
+        } else {
+            0.0
+        }
     }
 
     /// Forgets the window (stream reset).
@@ -286,7 +348,7 @@ mod tests {
             c.observe(20.0, t);
         }
         assert_eq!(
-            c.target_ms(),
+            c.budget_ms(),
             40.0,
             "steady 20 ms frames sit on the 40 ms floor"
         );
@@ -294,7 +356,7 @@ mod tests {
         assert_eq!(
             c.observe(170.0, t),
             180.0,
-            "a stall raises the target immediately"
+            "a stall raises the budget immediately"
         );
         assert_eq!(c.reason(), LeadReason::Attack);
         // One stall in 100 frames is below p99: release starts at once.
@@ -308,12 +370,12 @@ mod tests {
         let i = back_at_floor.expect("returns to the floor");
         // 140 ms at 25 ms/s = 5.6 s = 70 frames.
         assert!((65..=75).contains(&i), "back at floor after {i} frames");
-        // Stalls on every 10th frame are inside p99: the target holds them.
+        // Stalls on every 10th frame are inside p99: the budget holds them.
         for i in 0..300 {
             t += 0.08;
             c.observe(if i % 10 == 9 { 170.0 } else { 20.0 }, t);
         }
-        assert_eq!(c.target_ms(), 180.0);
+        assert_eq!(c.budget_ms(), 180.0);
     }
 
     #[test]
@@ -331,7 +393,7 @@ mod tests {
             ceiling_ms: 200.0,
             ..Default::default()
         });
-        assert_eq!(c.target_ms(), 200.0, "settings apply at once");
+        assert_eq!(c.budget_ms(), 200.0, "settings apply at once");
     }
 
     #[test]
@@ -346,5 +408,32 @@ mod tests {
             c.observe(i as f64, 0.0);
         }
         assert_eq!(c.window_quantile(), 89.0);
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn stale_frames_resume_slow_generators_skip_and_the_lead_follows_the_budget() {
+        let c = LeadController::new(LeadSettings::default());
+        assert_eq!(c.admit(10.0, 1, 0.5), Admit::Make);
+        assert_eq!(c.admit(2500.0, 60, 0.5), Admit::ResumeAfterStall);
+        assert_eq!(c.admit(100.0, 2, 1.2), Admit::SkipToNewest);
+        assert_eq!(
+            c.admit(100.0, 1, 1.2),
+            Admit::Make,
+            "one frame waiting is no backlog"
+        );
+        assert!(c.too_late(2500.0) && !c.too_late(400.0));
+        // Budget 40 ms: a frame 20 ms in the making with 415 ms queued sheds 395 ms.
+        assert_eq!(c.adjust_ms(415.0, 20.0, 5.0), -395.0);
+        assert_eq!(
+            c.adjust_ms(-30.0, 20.0, 5.0),
+            20.0,
+            "after an underrun, grow"
+        );
+        assert_eq!(c.adjust_ms(17.0, 20.0, 5.0), 0.0, "within hysteresis");
     }
 }

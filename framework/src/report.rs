@@ -22,7 +22,13 @@ pub struct LeadFigures {
     pub p99: f64,
     pub min: f64,
     pub max: f64,
-    pub target_final: f64,
+    /// The controller's budget at the end (production time + queued audio).
+    pub budget_final: f64,
+    /// The lead it aimed for at the end (budget − recent production).
+    pub aim_final: f64,
+    /// The smallest lead p50 that would have avoided every underrun: a constant
+    /// budget equal to the longest production time, less each frame's production.
+    pub smallest_safe_p50: f64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -86,7 +92,11 @@ pub struct Stalls {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReportSeries {
     pub lead_ms: Vec<(f64, f64)>,
-    pub target_ms: Vec<(f64, f64)>,
+    /// The controller's budget.
+    pub budget_ms: Vec<(f64, f64)>,
+    /// The lead it aims for (budget − recent production): plot the lead against this.
+    #[serde(default)]
+    pub aim_ms: Vec<(f64, f64)>,
     pub itl_ms: Vec<(f64, f64)>,
     pub underruns: Vec<(f64, f64)>,
     pub rss_mb: Vec<(f64, f64)>,
@@ -117,6 +127,10 @@ pub struct Report {
     /// Lead grown by gap fill / shrunk by dropping silence, ms in total.
     pub lead_inserted_ms: f64,
     pub lead_dropped_ms: f64,
+    /// Of the dropped lead, what was cut out of sound (pitch-synchronous crossfaded
+    /// cuts) rather than out of silence.
+    #[serde(default)]
+    pub lead_cut_ms: f64,
     /// How often the controller moved for each reason.
     pub lead_reasons: BTreeMap<String, u64>,
     /// Node failures (reported once each, with the node's name).
@@ -166,11 +180,13 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "lead p50 {:.0} / p99 {:.0} ms (min {:.0}, final target {:.0})  underruns {} callbacks, {} samples, {} after warm-up",
+                "lead p50 {:.0} / p99 {:.0} ms (min {:.0}; smallest safe p50 {:.0}; final aim {:.0}, budget {:.0})  underruns {} callbacks, {} samples, {} after warm-up",
                 self.lead_ms.p50,
                 self.lead_ms.p99,
                 self.lead_ms.min,
-                self.lead_ms.target_final,
+                self.lead_ms.smallest_safe_p50,
+                self.lead_ms.aim_final,
+                self.lead_ms.budget_final,
                 self.underruns.callbacks,
                 self.underruns.samples,
                 self.underruns.after_warmup
@@ -235,12 +251,15 @@ pub struct Recorder {
     pub lead_min: f64,
     pub lead_max: f64,
     pub knob_to_ear: Vec<(Binding, Histogram)>,
-    pub series: [Series; 7],
+    pub series: [Series; 8],
+    /// Every frame's production time (for the smallest safe lead).
+    pub production: Histogram,
     pub rss: RssMb,
     pub reasons: BTreeMap<&'static str, u64>,
     pub compute_ms: f64,
     pub inserted: u64,
     pub dropped: u64,
+    pub cut: u64,
 }
 
 impl Recorder {
@@ -261,6 +280,7 @@ impl Recorder {
                 .map(|b| (*b, Histogram::new()))
                 .collect(),
             series: std::array::from_fn(|_| Series::new(2048)),
+            production: Histogram::new(),
             rss: RssMb {
                 start: rss,
                 peak: rss,
@@ -270,16 +290,33 @@ impl Recorder {
             compute_ms: 0.0,
             inserted: 0,
             dropped: 0,
+            cut: 0,
         }
     }
 
     /// Records a lead measurement (ms, may be negative) at time `t` (s).
-    pub fn lead(&mut self, t: f64, lead_ms: f64, target_ms: f64) {
+    pub fn lead(&mut self, t: f64, lead_ms: f64, budget_ms: f64, aim_ms: f64) {
         self.lead.record_ms(lead_ms);
         self.lead_min = self.lead_min.min(lead_ms);
         self.lead_max = self.lead_max.max(lead_ms);
         self.series[0].push(t, lead_ms);
-        self.series[1].push(t, target_ms);
+        self.series[1].push(t, budget_ms);
+        self.series[7].push(t, aim_ms);
+    }
+
+    /// Records a frame's production time (input complete → frame written).
+    pub fn production(&mut self, t: f64, ms: f64) {
+        self.production.record_ms(ms);
+        self.series[6].push(t, ms);
+    }
+
+    /// See [`LeadFigures::smallest_safe_p50`]: p50 of (longest − each) production
+    /// time, which is longest − median.
+    pub fn smallest_safe_lead_p50(&self) -> f64 {
+        if self.production.count() == 0 {
+            return 0.0;
+        }
+        self.production.max_ms() - self.production.quantile_ms(0.5)
     }
 
     pub fn knob_to_ear(&mut self, b: Binding, ms: f64) {

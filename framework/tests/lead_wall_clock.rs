@@ -99,16 +99,24 @@ fn stalls_every_tenth_frame_cause_no_underrun_after_warmup_and_release_afterward
     eprintln!(
         "stalls: underruns after warm-up {}, lead p50 {lead_p50:.1} ms vs smallest {best_p50:.1} ms (B_min {b_min:.1}); \
          lead 20 s after stalls stop {settled:.1} ms; target {:.1}",
-        r.underruns.after_warmup, r.lead_ms.target_final
+        r.underruns.after_warmup, r.lead_ms.budget_final
     );
-    assert_eq!(r.underruns.after_warmup, 0, "underruns after warm-up");
+    // Warm start: the controller starts from measurements, so not even the
+    // first stall underruns.
+    assert_eq!(r.underruns.callbacks, 0, "underruns, warm-up included");
+    // The claim: the lead sits within 20 ms of the smallest lead that avoids
+    // every underrun (a fixed 200 ms lead would be ~50 ms above it).
     assert!(
-        (lead_p50 - best_p50).abs() <= 100.0,
-        "lead p50 {lead_p50} is not within 100 ms of {best_p50}"
+        (lead_p50 - best_p50).abs() <= 20.0,
+        "lead p50 {lead_p50} is not within 20 ms of {best_p50}"
     );
+    // And the report states that bound itself (same data, histogram resolution).
+    assert!((r.lead_ms.smallest_safe_p50 - best_p50).abs() <= 10.0 + 0.05 * best_p50);
+    // Without stalls the aim is the 40 ms floor less ~20 ms production.
     assert!(
-        settled <= 60.0 + 20.0,
-        "lead did not come back down: {settled} ms"
+        settled <= r.lead_ms.aim_final + 20.0,
+        "lead did not come back down: {settled} ms vs aim {}",
+        r.lead_ms.aim_final
     );
     assert!(r.lead_reasons.get("attack").copied().unwrap_or(0) > 0);
     assert!(
@@ -144,7 +152,15 @@ fn steady_generator_settles_at_the_floor_and_knobs_reach_the_ear() {
     for f in antiphon_framework::report::Report::REQUIRED_FIELDS {
         assert!(!v[f].is_null(), "report lacks {f}");
     }
-    for f in ["p50", "p99", "min", "max", "target_final"] {
+    for f in [
+        "p50",
+        "p99",
+        "min",
+        "max",
+        "budget_final",
+        "aim_final",
+        "smallest_safe_p50",
+    ] {
         assert!(v["lead_ms"][f].is_number(), "lead_ms.{f}");
     }
     assert!(v["stages_ms"]["generator"]["p99"].as_f64().unwrap() >= 15.0);

@@ -55,8 +55,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let o = realtime::run(graph, knobs, cfg, feed, |t, st| {
         pb.set_position((t * 10.0) as u64);
         pb.set_message(format!(
-            "lead {:.0} ms (target {:.0})  ITL p99 {:.0} ms  underruns {}",
-            st.lead_ms, st.target_ms, st.itl_p99_ms, st.underruns
+            "lead {:.0} ms (aim {:.0})  ITL p99 {:.0} ms  underruns {}",
+            st.lead_ms, st.aim_ms, st.itl_p99_ms, st.underruns
         ));
     });
     pb.finish_and_clear();

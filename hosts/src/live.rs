@@ -275,8 +275,8 @@ pub fn run(args: LiveArgs) -> Result<()> {
             let i = f32::from_bits(meters.input_peak.swap(0, Ordering::Relaxed));
             let o = f32::from_bits(meters.output_peak.swap(0, Ordering::Relaxed));
             eprint!(
-                "\r\x1b[2Klead {:.0} ms (target {:.0}) | underruns {} | ITL p99 {:.0} ms | in {:.0} dBFS | out {:.0} dBFS",
-                st.lead_ms, st.target_ms, st.underruns, st.itl_p99_ms, db(i), db(o)
+                "\r\x1b[2Klead {:.0} ms (budget {:.0}) | underruns {} | ITL p99 {:.0} ms | in {:.0} dBFS | out {:.0} dBFS",
+                st.lead_ms, st.budget_ms, st.underruns, st.itl_p99_ms, db(i), db(o)
             );
         }
     }

@@ -21,7 +21,7 @@ struct Line<'a> {
 
 pub fn svg(r: &Report, title: &str) -> String {
     let s = &r.series;
-    let t_max = [&s.lead_ms, &s.target_ms, &s.itl_ms, &s.underruns]
+    let t_max = [&s.lead_ms, &s.aim_ms, &s.itl_ms, &s.underruns]
         .iter()
         .flat_map(|v| v.iter().map(|p| p.0))
         .fold(1e-3, f64::max);
@@ -43,9 +43,9 @@ pub fn svg(r: &Report, title: &str) -> String {
                     step: false,
                 },
                 Line {
-                    label: "controller target",
+                    label: "lead aimed for (budget − recent production)",
                     color: "#d62728",
-                    points: &s.target_ms,
+                    points: &s.aim_ms,
                     step: true,
                 },
             ],

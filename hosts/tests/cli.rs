@@ -123,7 +123,18 @@ fn run_realtime_on_44k1_stereo_keeps_rate_channels_and_duration() {
     for (obj, keys) in [
         ("latency_ms", &["p50", "p99", "max"][..]),
         ("itl_ms", &["p50", "p99", "max"]),
-        ("lead_ms", &["p50", "p99", "min", "max", "target_final"]),
+        (
+            "lead_ms",
+            &[
+                "p50",
+                "p99",
+                "min",
+                "max",
+                "budget_final",
+                "aim_final",
+                "smallest_safe_p50",
+            ],
+        ),
         ("underruns", &["callbacks", "samples", "after_warmup"]),
         ("rss_mb", &["start", "peak", "end"]),
     ] {

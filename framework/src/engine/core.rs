@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::endpoint::GenSide;
 use crate::graph::{Feedback, Graph, Source, Stage};
 use crate::knobs::{Binding, KnobBus, KnobSnapshot};
-use crate::lead::{LeadController, LeadReason, LeadSettings};
+use crate::lead::{Admit, LeadController, LeadReason, LeadSettings};
 use crate::node::{FrameContext, Node, Payload};
 use crate::report::{LeadFigures, P50Max, Recorder, Report, ReportSeries, Skips, Underruns};
 use crate::trace::Trace;
@@ -193,7 +193,10 @@ struct PendingKnob {
 pub struct Status {
     pub frames: u64,
     pub lead_ms: f64,
-    pub target_ms: f64,
+    /// The controller's budget: production time plus queued audio a frame may take.
+    pub budget_ms: f64,
+    /// The lead it aims for: budget less recent production time.
+    pub aim_ms: f64,
     pub underruns: u64,
     pub itl_p99_ms: f64,
     pub skipped: u64,
@@ -513,21 +516,19 @@ impl Core {
                     if self.realtime() {
                         let age_ms = (newest - (start + len as u64)) as f64 / self.rate * 1000.0;
                         let backlog = (newest - start) / len.max(1) as u64;
-                        // Older than the ceiling: generation stood still (a stall,
-                        // CPU starvation). Resume at the newest input and report it.
-                        if age_ms > self.controller.settings().ceiling_ms {
-                            let frames = self.resume_at_newest();
-                            let at = self.clock.now() - self.started_at;
-                            self.stalls.dropped(at, frames, age_ms / 1000.0);
-                            continue;
+                        match self.controller.admit(age_ms, backlog, self.slow_ratio) {
+                            Admit::Make => age_s = age_ms / 1000.0,
+                            Admit::ResumeAfterStall => {
+                                let frames = self.resume_at_newest();
+                                let at = self.clock.now() - self.started_at;
+                                self.stalls.dropped(at, frames, age_ms / 1000.0);
+                                continue;
+                            }
+                            Admit::SkipToNewest => {
+                                self.skipped += self.resume_at_newest();
+                                continue;
+                            }
                         }
-                        // Slower than real time on average: make only the newest
-                        // complete frame, so latency stays flat instead of growing.
-                        if self.slow_ratio > 1.0 && backlog >= 2 {
-                            self.skipped += self.resume_at_newest();
-                            continue;
-                        }
-                        age_s = age_ms / 1000.0;
                     }
                 }
                 Pacing::FreeRunning => {
@@ -537,7 +538,7 @@ impl Core {
                     let ahead_ms = (self.io.queued() as f64 / self.rate
                         + self.in_flight() as f64 * frame_s)
                         * 1000.0;
-                    if self.live() && self.next_seq > 0 && ahead_ms > self.controller.target_ms() {
+                    if self.live() && self.next_seq > 0 && ahead_ms > self.controller.budget_ms() {
                         return;
                     }
                 }
@@ -712,11 +713,11 @@ impl Core {
         let now = self.clock.now();
         let t_rel = now - self.started_at;
         let production_ms = (now - self.slots[si].ready_at) * 1000.0;
-        // Made after a stall longer than the ceiling: too late to play. Dropped,
-        // and counted with the stall rather than taught to the controller.
+        // Made after a stall longer than the ceiling: dropped, and counted with
+        // the stall rather than taught to the controller.
         if self.realtime()
             && self.cfg.pacing == Pacing::InputPaced
-            && production_ms > self.controller.settings().ceiling_ms
+            && self.controller.too_late(production_ms)
         {
             self.stalls.dropped(t_rel, 1, production_ms / 1000.0);
             return;
@@ -743,21 +744,22 @@ impl Core {
             if gap_delta > 0 {
                 self.controller.underrun(production_ms);
             }
-            let target = self.controller.observe(production_ms, now);
+            let budget = self.controller.observe(production_ms, now);
+            let aim = self.controller.aimed_lead_ms();
             // Keyed by a static name: no allocation per frame.
             let reason = self.controller.reason();
             *self.rec.reasons.entry(reason.as_str()).or_default() +=
                 (reason != LeadReason::Hold) as u64;
-            self.rec.lead(t_rel, lead_ms, target);
-            self.rec.series[6].push(t_rel, production_ms);
+            self.rec.lead(t_rel, lead_ms, budget, aim);
+            self.rec.production(t_rel, production_ms);
             self.status.lead_ms = lead_ms;
-            self.status.target_ms = target;
+            self.status.budget_ms = budget;
+            self.status.aim_ms = aim;
             if self.cfg.pacing == Pacing::InputPaced {
-                let budget_ms = lead_ms.max(0.0) + production_ms;
-                let diff = target - budget_ms;
-                if diff.abs() > self.cfg.hysteresis_ms {
-                    adjust = (diff / 1000.0 * self.rate).round() as i64;
-                }
+                let ms = self
+                    .controller
+                    .adjust_ms(lead_ms, production_ms, self.cfg.hysteresis_ms);
+                adjust = (ms / 1000.0 * self.rate).round() as i64;
             }
             if let Some(prev) = self.last_write {
                 self.rec.itl.record_ms((now - prev) * 1000.0);
@@ -768,6 +770,7 @@ impl Core {
         let w = self.writer.write(self.io.out(), samples, adjust);
         self.rec.inserted += w.inserted as u64;
         self.rec.dropped += w.dropped as u64;
+        self.rec.cut += w.cut as u64;
         if self.live() {
             let slot = &self.slots[si];
             let play_at = self.io.audio_clock() + queued as u64 + w.inserted as u64;
@@ -955,7 +958,9 @@ impl Core {
                 p99: self.rec.lead.quantile_ms(0.99),
                 min: if self.rec.lead_min.is_finite() { self.rec.lead_min } else { 0.0 },
                 max: if self.rec.lead_max.is_finite() { self.rec.lead_max } else { 0.0 },
-                target_final: self.controller.target_ms(),
+                budget_final: self.controller.budget_ms(),
+                aim_final: self.status.aim_ms,
+                smallest_safe_p50: self.rec.smallest_safe_lead_p50(),
             },
             underruns: Underruns { callbacks, samples, after_warmup: callbacks - self.warmup_underruns.unwrap_or(callbacks).min(callbacks) },
             knob_to_ear_ms: self
@@ -978,11 +983,13 @@ impl Core {
             stalls: self.stalls.report(),
             lead_inserted_ms: self.rec.inserted as f64 / self.rate * 1000.0,
             lead_dropped_ms: self.rec.dropped as f64 / self.rate * 1000.0,
+            lead_cut_ms: self.rec.cut as f64 / self.rate * 1000.0,
             lead_reasons: self.rec.reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             errors: self.errors.clone(),
             series: ReportSeries {
                 lead_ms: self.rec.series[0].points().to_vec(),
-                target_ms: self.rec.series[1].points().to_vec(),
+                budget_ms: self.rec.series[1].points().to_vec(),
+                aim_ms: self.rec.series[7].points().to_vec(),
                 itl_ms: self.rec.series[2].points().to_vec(),
                 underruns: self.rec.series[3].points().to_vec(),
                 rss_mb: self.rec.series[4].points().to_vec(),
