@@ -501,3 +501,46 @@ fn a_declared_feedback_edge_orders_autoregressive_steps_without_waiting() {
         .build(rate);
     assert!(unknown.unwrap_err().to_string().contains("nowhere"));
 }
+
+#[test]
+fn warm_start_avoids_every_underrun_and_the_lead_sits_within_20_ms_of_the_smallest_safe_lead() {
+    // 150 ms stalls every 10th frame for 60 s, then none for 25 s (simulated clock).
+    let clock = SimClock::new();
+    let time = ProductionTime {
+        mean_ms: 20.0,
+        jitter_ms: 5.0,
+        stall_ms: 150.0,
+        stall_every: 10,
+        stall_until: Some((60.0 / 0.08) as u64),
+        seed: 7,
+    };
+    let graph = synth_graph(48_000.0, time, clock.clone());
+    let knobs = knobs_for(&graph);
+    let r = run_simulated(
+        graph,
+        EngineConfig::default(),
+        knobs,
+        clock,
+        85.0,
+        256,
+        |_| 0.0,
+        |_, _| {},
+        1e9,
+    );
+    let prod = window(&r.series.production_ms, 0.0, 60.0);
+    let lead_p50 = median(window(&r.series.lead_ms, 0.0, 60.0));
+    let b_min = prod.iter().cloned().fold(0.0, f64::max);
+    let best_p50 = median(prod.iter().map(|p| b_min - p).collect());
+    let settled = median(window(&r.series.lead_ms, 80.0, 85.0));
+    eprintln!(
+        "simulated stalls: underruns {} (warm-up included), lead p50 {lead_p50:.1} ms vs smallest safe {best_p50:.1} \
+         (report: {:.1}); after the stalls {settled:.1} ms, aim {:.1}",
+        r.underruns.callbacks, r.lead_ms.smallest_safe_p50, r.lead_ms.aim_final
+    );
+    assert_eq!(r.underruns.callbacks, 0, "{}", r.summary(true));
+    assert!(
+        (lead_p50 - best_p50).abs() <= 20.0,
+        "lead p50 {lead_p50} vs smallest safe {best_p50}"
+    );
+    assert!(settled <= r.lead_ms.aim_final + 20.0, "{settled}");
+}
