@@ -6,9 +6,18 @@
 //!   order, so output does not depend on the number of workers.
 //! * A failing or panicking node is caught: the error is reported once with the
 //!   node's name, the stream goes to gap fill, and [`Engine::reset`] recovers.
-//! * Three ways to run: [`Engine::start`] (live, wall clock), [`render_offline`]
-//!   (as fast as possible, deterministic) and [`run_simulated`] (a simulated clock
+//! * Three ways to run: [`Engine::start`] (live, wall clock; [`RunMode`] picks
+//!   realtime or offline pacing against the endpoint), [`render_offline`] (as
+//!   fast as possible, deterministic) and [`run_simulated`] (a simulated clock
 //!   and device, for hour-long scenarios in seconds).
+//! * The frame clock is anchored to the audio clock: each frame's input starts
+//!   at a known audio-clock sample. A live engine starts at the newest input
+//!   (after a warm start, see [`EngineConfig::warmup_frames`]), and after a stall
+//!   longer than the lead ceiling it resumes at the newest input and reports the
+//!   stall once (`Report::stalls`).
+//! * A declared feedback edge ([`GraphBuilder::feedback`](crate::graph::GraphBuilder::feedback))
+//!   keeps a stage from starting frame t+1 before another finished frame t, so
+//!   no worker ever waits on another.
 //!
 //! The worker side uses a mutex and a condvar: it is never the audio thread,
 //! which only touches the endpoint's lock-free rings.
@@ -176,7 +185,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `cfg.workers` worker threads generating into `gen`.
+    /// Starts `cfg.workers` worker threads generating into `gen`, starting at
+    /// the newest input. A realtime engine first runs its warm start on the
+    /// calling thread (`warmup_frames` frames of compute: call this off any
+    /// thread that must not block, e.g. a plugin host's main thread).
     pub fn start(
         graph: Graph,
         gen: GenSide,
@@ -223,7 +235,8 @@ impl Engine {
     }
 
     /// Resets the stream (all nodes, frames in flight, controller) without
-    /// restarting threads; clears a failure.
+    /// restarting threads; clears a failure. Generation resumes at the newest
+    /// input (offline pacing: at the playhead, after D samples of silence).
     pub fn reset(&self) {
         let mut core = self.shared.lock();
         while core.any_busy() {
