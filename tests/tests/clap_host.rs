@@ -10,9 +10,27 @@ use std::sync::OnceLock;
 use clack_host::prelude::*;
 use common::*;
 
+/// The plugin under test, with its test hook: a model folder holding
+/// `antiphon-test-load-delay-ms` loads that many milliseconds late (inert
+/// otherwise), so a load in progress can be held for as long as a test needs.
 fn plugin() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| build_plugin("", "antiphon-plain"))
+    P.get_or_init(|| build_plugin("test-hooks", "antiphon-hooks"))
+}
+
+/// The built-in model written to a fresh folder, loading `delay_ms` late.
+fn model_folder(name: &str, delay_ms: u64) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("antiphon-clap-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    antiphon_nodes::builtin::write_builtin(&dir, 11).unwrap();
+    if delay_ms > 0 {
+        std::fs::write(
+            dir.join("antiphon-test-load-delay-ms"),
+            delay_ms.to_string(),
+        )
+        .unwrap();
+    }
+    dir
 }
 
 const NAMES: [&str; 10] = [
@@ -67,19 +85,54 @@ fn parameters_enumerate_by_name_with_ranges() {
     p.deactivate(proc_);
 }
 
+/// Events that undo the stress test's automation: 0 dB, 100 % wet, not bypassed.
+fn plain_mix(p: &mut Loaded) -> EventBuffer {
+    let mut e = EventBuffer::with_capacity(4);
+    e.push(&param_event(0, p.param("Output gain").id, 60.0 / 72.0));
+    e.push(&param_event(0, p.param("Dry/wet").id, 1.0));
+    e.push(&param_event(0, p.param("Bypass").id, 0.0));
+    e
+}
+
+/// Waits (at most 10 s) for the model's audio, then listens for one second of
+/// 10 ms blocks paced like a sound card; returns the share of blocks that
+/// carried generated audio in that second.
+fn share_generated(
+    proc_: &mut StartedPluginAudioProcessor<TestHost>,
+    io: &mut Io,
+    rate: f64,
+    first: &EventBuffer,
+    what: &str,
+) -> f64 {
+    let n = (rate / 100.0).round() as usize;
+    let waited = play(proc_, io, rate, n, 10.0, first, |h| {
+        h.last() == Some(&Heard::Generated)
+    });
+    assert_eq!(
+        waited.last(),
+        Some(&Heard::Generated),
+        "{what} at {rate} Hz: no generated audio within 10 s"
+    );
+    let heard = play(proc_, io, rate, n, 1.0, &EventBuffer::new(), |_| false);
+    heard.iter().filter(|h| **h == Heard::Generated).count() as f64 / heard.len() as f64
+}
+
 #[test]
 fn any_rate_any_block_size_automation_reset_and_reactivate() {
     let mut p = load(plugin());
     let ids: Vec<Param> = NAMES.iter().map(|n| p.param(n)).collect();
+    let plain = plain_mix(&mut p);
     let mut rng = Rng(0x5eed);
     let mut io = Io::new(4096);
     let mut events = EventBuffer::with_capacity(64);
-    let (mut blocks, mut samples, mut wet_seen) = (0u64, 0u64, false);
+    let (mut blocks, mut samples) = (0u64, 0u64);
     let rates = [
         8_000.0, 22_050.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0, 44_099.5,
     ];
+    let mut shares = Vec::new();
     for (ri, &rate) in rates.iter().enumerate() {
         let mut proc_ = p.activate(rate, 4096);
+        let before = share_generated(&mut proc_, &mut io, rate, &plain, "after activation");
         for b in 0..300u32 {
             let n = 1 + rng.below(4096) as usize;
             // Silence a third of the time, noise otherwise.
@@ -98,10 +151,7 @@ fn any_rate_any_block_size_automation_reset_and_reactivate() {
             for off in offs {
                 // Any knob but bypass (kept off so the wet path is exercised).
                 let q = &ids[[0, 1, 3, 4, 5, 6, 7, 8, 9][rng.below(9) as usize]];
-                let mut v = q.min + rng.unit() * (q.max - q.min);
-                if q.name == "Dry/wet" {
-                    v = v.max(0.5); // mostly wet, so generated audio is heard
-                }
+                let v = q.min + rng.unit() * (q.max - q.min);
                 events.push(&param_event(off, q.id, v));
             }
             io.process(&mut proc_, n, &events);
@@ -111,10 +161,6 @@ fn any_rate_any_block_size_automation_reset_and_reactivate() {
                     "non-finite output at {rate} Hz block {b}"
                 );
             }
-            wet_seen |= io.output[0][..n]
-                .iter()
-                .zip(&io.input[0][..n])
-                .any(|(o, i)| o != i && *o != 0.0);
             blocks += 1;
             samples += n as u64;
             if b == 100 {
@@ -125,13 +171,31 @@ fn any_rate_any_block_size_automation_reset_and_reactivate() {
                 proc_ = p.activate(rate, 4096);
             }
         }
+        // After the automation storm, a reset and (every other rate) a
+        // re-activation, the model must still be heard, not silent for good.
+        let after = share_generated(&mut proc_, &mut io, rate, &plain, "after reset/reactivate");
         p.deactivate(proc_);
+        shares.push((rate, before, after));
     }
     println!(
-        "processed {blocks} blocks, {samples} samples at {} rates",
+        "processed {blocks} random blocks, {samples} samples at {} rates",
         rates.len()
     );
-    assert!(wet_seen, "model output never reached the output");
+    for (rate, before, after) in &shares {
+        println!(
+            "{rate} Hz: generated audio in {:.0} % of 10 ms blocks after activation, {:.0} % after reset/reactivate",
+            before * 100.0,
+            after * 100.0
+        );
+    }
+    for (rate, before, after) in shares {
+        assert!(
+            before >= 0.9 && after >= 0.9,
+            "{rate} Hz: generated audio in only {:.0} % / {:.0} % of blocks",
+            before * 100.0,
+            after * 100.0
+        );
+    }
 }
 
 /// Blocks run (with a short pause each) before [`run_noise`] sends its events,
@@ -306,22 +370,177 @@ fn empty_random_and_foreign_state_give_defaults_without_crashing() {
     assert!(outs.iter().all(|x| x.is_finite()));
 }
 
+const RATE: f64 = 48_000.0;
+/// 10 ms blocks at 48 kHz.
+const N: usize = 480;
+/// Blocks a change may take to be heard: the session notices it within a
+/// tick (5 ms), then the 5 ms bypass crossfade runs.
+const SETTLE: usize = 3;
+
+fn all_dry_after_settling(heard: &[Heard]) -> bool {
+    heard.len() > SETTLE && heard[SETTLE..].iter().all(|h| *h == Heard::Dry)
+}
+
 #[test]
-fn a_missing_model_passes_audio_through_dry() {
+fn deactivating_or_changing_the_model_during_a_10_s_load_returns_at_once() {
+    let slow = model_folder("slow-10s", 10_000);
     let mut p = load(plugin());
-    let saved = String::from_utf8(p.save()[8..].to_vec()).unwrap();
-    let json = saved.replace(
-        r#""model_dir":"\"\"""#,
-        r#""model_dir":"\"/no/such/antiphon-model\"""#,
-    );
-    assert_ne!(json, saved, "state layout changed: {saved}");
-    p.load_state(&framed(&json)).unwrap();
-    // Mix stays at 100 % wet, yet with no model the output is the input (after
-    // the bypass crossfade that starts at the first block).
-    let (ins, outs) = run_noise(&mut p, &[], WARMUP + 10, 2048);
-    let from = 0;
+    let plain = plain_mix(&mut p);
+    p.set_model_dir(slow.to_str().unwrap());
+    let mut io = Io::new(4096);
+    let t = std::time::Instant::now();
+    let mut proc_ = p.activate(RATE, 4096);
+    let activate = t.elapsed();
+    let heard = play(&mut proc_, &mut io, RATE, N, 0.5, &plain, |_| false);
     assert!(
-        outs[from..].iter().zip(&ins[from..]).all(|(o, i)| o == i),
-        "failed model must give dry audio"
+        all_dry_after_settling(&heard),
+        "dry while loading: {heard:?}"
     );
+    let t = std::time::Instant::now();
+    p.deactivate(proc_);
+    let deactivate = t.elapsed();
+    // Again, now changing the model (loading a state) during the load.
+    let mut proc_ = p.activate(RATE, 4096);
+    play(&mut proc_, &mut io, RATE, N, 0.2, &plain, |_| false);
+    let t = std::time::Instant::now();
+    p.set_model_dir("");
+    let change = t.elapsed();
+    // The built-in model plays while the abandoned load is still "running".
+    let share = share_generated(
+        &mut proc_,
+        &mut io,
+        RATE,
+        &plain,
+        "built-in after a change during a load",
+    );
+    let t = std::time::Instant::now();
+    p.deactivate(proc_);
+    let deactivate_running = t.elapsed();
+    println!(
+        "during a 10 s load: activate {:.2} ms, deactivate {:.2} ms, model change {:.2} ms; \
+         deactivate while generating {:.2} ms; generated audio after the change in {:.0} % of blocks",
+        activate.as_secs_f64() * 1e3,
+        deactivate.as_secs_f64() * 1e3,
+        change.as_secs_f64() * 1e3,
+        deactivate_running.as_secs_f64() * 1e3,
+        share * 100.0
+    );
+    for (what, took) in [
+        ("activate", activate),
+        ("deactivate during the load", deactivate),
+        ("model change during the load", change),
+        ("deactivate while generating", deactivate_running),
+    ] {
+        assert!(
+            took < std::time::Duration::from_millis(50),
+            "{what} took {took:?}"
+        );
+    }
+    assert!(share >= 0.9, "{share}");
+    let _ = std::fs::remove_dir_all(&slow);
+}
+
+#[test]
+fn a_model_change_while_running_is_heard_once_the_new_model_has_loaded() {
+    let next = model_folder("slow-1s", 1_000);
+    let mut p = load(plugin());
+    let plain = plain_mix(&mut p);
+    let mut io = Io::new(4096);
+    let mut proc_ = p.activate(RATE, 4096);
+    share_generated(&mut proc_, &mut io, RATE, &plain, "built-in");
+    p.set_model_dir(next.to_str().unwrap());
+    // Loading (held 1 s): the input, untouched.
+    let during = play(
+        &mut proc_,
+        &mut io,
+        RATE,
+        N,
+        0.8,
+        &EventBuffer::new(),
+        |_| false,
+    );
+    assert!(
+        all_dry_after_settling(&during),
+        "dry while the new model loads: {during:?}"
+    );
+    // Then the new model, and it stays.
+    let share = share_generated(&mut proc_, &mut io, RATE, &EventBuffer::new(), "new model");
+    println!(
+        "after a model change: generated audio in {:.0} % of blocks",
+        share * 100.0
+    );
+    assert!(share >= 0.9, "{share}");
+    p.deactivate(proc_);
+    let _ = std::fs::remove_dir_all(&next);
+}
+
+#[test]
+fn a_model_that_fails_after_a_working_one_gives_dry_audio_and_the_stream_recovers() {
+    let mut p = load(plugin());
+    let plain = plain_mix(&mut p);
+    let mut io = Io::new(4096);
+    let mut proc_ = p.activate(RATE, 4096);
+    share_generated(&mut proc_, &mut io, RATE, &plain, "built-in");
+    // 100 % wet, yet with no usable model the output is exactly the input.
+    p.set_model_dir("/no/such/antiphon-model");
+    let failed = play(
+        &mut proc_,
+        &mut io,
+        RATE,
+        N,
+        0.5,
+        &EventBuffer::new(),
+        |_| false,
+    );
+    assert!(
+        all_dry_after_settling(&failed),
+        "failed model must give dry audio: {failed:?}"
+    );
+    p.set_model_dir("");
+    let share = share_generated(
+        &mut proc_,
+        &mut io,
+        RATE,
+        &EventBuffer::new(),
+        "built-in again",
+    );
+    assert!(share >= 0.9, "{share}");
+    p.deactivate(proc_);
+}
+
+#[test]
+fn a_model_folder_deleted_between_load_and_use() {
+    let dir = model_folder("deleted", 0);
+    let mut p = load(plugin());
+    let plain = plain_mix(&mut p);
+    p.set_model_dir(dir.to_str().unwrap());
+    let mut io = Io::new(4096);
+    let mut proc_ = p.activate(RATE, 4096);
+    share_generated(&mut proc_, &mut io, RATE, &plain, "the folder's model");
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Loaded weights are in memory: the running stream carries on.
+    let share = share_generated(
+        &mut proc_,
+        &mut io,
+        RATE,
+        &EventBuffer::new(),
+        "after deletion",
+    );
+    assert!(share >= 0.9, "{share}");
+    p.deactivate(proc_);
+    // Re-activated (the host changed the rate): the folder is gone → dry.
+    let mut proc_ = p.activate(44_100.0, 4096);
+    let gone = play(&mut proc_, &mut io, 44_100.0, 441, 0.5, &plain, |_| false);
+    assert!(
+        all_dry_after_settling(&gone),
+        "a deleted model folder must give dry audio: {gone:?}"
+    );
+    p.deactivate(proc_);
+    // Put back: the next activation plays it again.
+    antiphon_nodes::builtin::write_builtin(&dir, 11).unwrap();
+    let mut proc_ = p.activate(44_100.0, 4096);
+    let share = share_generated(&mut proc_, &mut io, 44_100.0, &plain, "restored folder");
+    assert!(share >= 0.9, "{share}");
+    p.deactivate(proc_);
+    let _ = std::fs::remove_dir_all(&dir);
 }
