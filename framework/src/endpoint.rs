@@ -11,16 +11,19 @@
 //! * [`GenSide`], owned by generation: reads captured input, writes generated
 //!   audio, and sees how much audio is queued ahead of the playhead (the lead).
 //!
-//! Both rings are `rtrb` SPSC rings of mono `f32` samples at the device rate.
+//! Both rings hold mono `f32` samples at the device rate. The input ring is an
+//! [`input_ring`](crate::input_ring) addressed by audio-clock position (overflow
+//! loses the oldest input); the output ring is an `rtrb` SPSC queue.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::denormals::DenormalGuard;
 use crate::gapfill::GapFill;
+use crate::input_ring::{input_ring, InputReader, InputWriter, Overwritten};
 use crate::knobs::{Binding, KnobSpec};
 use crate::smoothing::Smoothed;
 use crate::telemetry::Histogram;
@@ -35,7 +38,7 @@ const CHUNK: usize = 512;
 pub struct EndpointConfig {
     /// Device sample rate in Hz (fractional allowed), 1 Hz … 1 MHz.
     pub sample_rate: f64,
-    /// Input ring capacity in seconds of audio.
+    /// Input ring capacity in seconds of audio (older input is overwritten).
     pub input_seconds: f64,
     /// Output ring capacity in seconds of audio (the most lead that can exist).
     pub output_seconds: f64,
@@ -142,14 +145,17 @@ pub struct OutputEvent {
 /// All plain atomics: the audio thread only ever stores.
 #[derive(Debug, Default)]
 pub struct EndpointStats {
-    /// Audio clock: samples processed since creation (the timestamp base of knob changes).
+    /// Audio clock: samples processed since creation (the timestamp base of knob
+    /// changes). Stored after every sub-block, so it is the position of the next
+    /// sample to be played.
     pub samples: AtomicU64,
     pub callbacks: AtomicU64,
     /// Callbacks in which at least one sample was gap-filled after audio had started.
     pub underrun_callbacks: AtomicU64,
     /// Samples played from gap fill after audio had started.
     pub gap_samples: AtomicU64,
-    /// Input samples lost because generation did not read them in time.
+    /// Input samples generation never read: overwritten before it got to them,
+    /// or passed over to resume at the newest input (counted by generation).
     pub input_dropped: AtomicU64,
     /// NaN/±Inf input samples replaced by 0.
     pub nonfinite_in: AtomicU64,
@@ -188,7 +194,7 @@ impl EndpointStats {
 /// The audio-thread half. See the module docs.
 pub struct AudioSide {
     rate: f64,
-    to_gen: Producer<f32>,
+    to_gen: InputWriter,
     from_gen: Consumer<f32>,
     gain: Smoothed,
     mix: Smoothed,
@@ -202,7 +208,9 @@ pub struct AudioSide {
 
 /// The generation half. See the module docs.
 pub struct GenSide {
-    from_audio: Consumer<f32>,
+    from_audio: InputReader,
+    /// Next position [`GenSide::read_input`] reads from.
+    read_pos: u64,
     to_audio: Producer<f32>,
     stats: Arc<EndpointStats>,
     rate: f64,
@@ -211,7 +219,7 @@ pub struct GenSide {
 /// Creates a connected endpoint pair. All memory is allocated here, none later.
 pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
     let rate = cfg.rate();
-    let (in_tx, in_rx) = RingBuffer::new(cfg.samples(cfg.input_seconds));
+    let (in_tx, in_rx) = input_ring(cfg.samples(cfg.input_seconds));
     let (out_tx, out_rx) = RingBuffer::new(cfg.samples(cfg.output_seconds));
     let stats = Arc::new(EndpointStats::new());
     let ramp = Smoothed::ramp_for(cfg.smoothing_ms, rate);
@@ -230,6 +238,7 @@ pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
     };
     let gen = GenSide {
         from_audio: in_rx,
+        read_pos: 0,
         to_audio: out_tx,
         stats,
         rate,
@@ -304,6 +313,45 @@ impl AudioSide {
     /// channels of unequal length are processed up to the shortest. `events` must
     /// be sorted by offset; offsets past the block apply at its last sample.
     pub fn process<C: AsMut<[f32]>>(&mut self, channels: &mut [C], events: &[OutputEvent]) {
+        self.run(channels, events, None);
+    }
+
+    /// Offline render (DAW bounce): like [`process`](Self::process), but waits —
+    /// bounded by `timeout` per call — until generation has produced this block's
+    /// audio. Returns false if it timed out (the missing samples are gap-filled;
+    /// the caller reports the error and falls back to dry).
+    ///
+    /// Not for a realtime thread: it sleeps while it waits. Pair it with an
+    /// engine in [`RunMode::Offline`](crate::engine::RunMode), which delays its
+    /// output by [`offline_delay_samples`](crate::engine::EngineConfig::offline_delay_samples)
+    /// so that a block never waits for input it has not delivered yet.
+    pub fn process_offline<C: AsMut<[f32]>>(
+        &mut self,
+        channels: &mut [C],
+        events: &[OutputEvent],
+        timeout: Duration,
+    ) -> bool {
+        self.run(channels, events, Some(Instant::now() + timeout))
+    }
+
+    /// Waits until `len` generated samples are queued or `deadline` passes.
+    fn wait_for_output(&self, len: usize, deadline: Instant) -> bool {
+        while self.from_gen.slots() < len {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        true
+    }
+
+    fn run<C: AsMut<[f32]>>(
+        &mut self,
+        channels: &mut [C],
+        events: &[OutputEvent],
+        deadline: Option<Instant>,
+    ) -> bool {
+        let mut complete = true;
         let _ftz = DenormalGuard::new();
         // Instant::now reads the vDSO clock: no kernel entry.
         let t0 = Instant::now();
@@ -316,7 +364,6 @@ impl AudioSide {
         let mut gap_samples = 0u64;
         let mut bad_in = 0u64;
         let mut bad_out = 0u64;
-        let mut dropped = 0u64;
         let mut first_out: Option<u64> = None;
         let clock0 = self.stats.samples.load(Ordering::Relaxed);
         let inv_ch = if channels.is_empty() {
@@ -339,16 +386,12 @@ impl AudioSide {
                 }
                 self.mono[i] = acc * inv_ch;
             }
-            let room = self.to_gen.slots().min(len);
-            if let Ok(mut chunk) = self.to_gen.write_chunk(room) {
-                let (a, b) = chunk.as_mut_slices();
-                a.copy_from_slice(&self.mono[..a.len()]);
-                b.copy_from_slice(&self.mono[a.len()..a.len() + b.len()]);
-                chunk.commit_all();
-            }
-            dropped += (len - room) as u64;
+            self.to_gen.push(&self.mono[..len]);
 
-            // 2. Generated audio, as much as is there.
+            // 2. Generated audio, as much as is there (offline: wait for it).
+            if let Some(d) = deadline {
+                complete &= self.wait_for_output(len, d);
+            }
             let avail = self.from_gen.slots().min(len);
             if let Ok(chunk) = self.from_gen.read_chunk(avail) {
                 let (a, b) = chunk.as_slices();
@@ -394,6 +437,9 @@ impl AudioSide {
                 }
             }
             start += len;
+            self.stats
+                .samples
+                .store(clock0 + start as u64, Ordering::Release);
         }
         // Events left over (empty block): still take effect.
         while ev < events.len() {
@@ -408,7 +454,6 @@ impl AudioSide {
         }
         EndpointStats::bump(&s.nonfinite_in, bad_in);
         EndpointStats::bump(&s.nonfinite_out, bad_out);
-        EndpointStats::bump(&s.input_dropped, dropped);
         if let Some(at) = first_out {
             s.first_output_at.store(at, Ordering::Relaxed);
             s.started.store(true, Ordering::Relaxed);
@@ -416,8 +461,8 @@ impl AudioSide {
         s.queued
             .store(self.from_gen.slots() as u64, Ordering::Relaxed);
         EndpointStats::bump(&s.callbacks, 1);
-        s.samples.store(clock0 + n as u64, Ordering::Release);
         s.callback_ms.record_us(t0.elapsed().as_micros() as u64);
+        complete
     }
 
     /// Out-of-place processing: copies `inputs` into `outputs` (input channel
@@ -453,21 +498,50 @@ impl GenSide {
         self.rate
     }
 
-    /// Captured input samples waiting to be read.
-    pub fn input_available(&self) -> usize {
-        self.from_audio.slots()
+    /// Audio clock of the next input sample: everything before it has been captured.
+    pub fn input_clock(&self) -> u64 {
+        self.from_audio.written()
     }
 
-    /// Reads up to `buf.len()` captured samples; returns how many.
+    /// The oldest input position still held (older input was overwritten).
+    pub fn input_oldest(&self) -> u64 {
+        self.from_audio.oldest()
+    }
+
+    /// Copies captured input from audio-clock position `from` on (as much as has
+    /// been captured, up to `buf.len()`); returns how many samples. Fails if that
+    /// input has been overwritten already.
+    pub fn read_input_at(&self, from: u64, buf: &mut [f32]) -> Result<usize, Overwritten> {
+        self.from_audio.read_at(from, buf)
+    }
+
+    /// Counts input that generation will never read (see [`EndpointStats::input_dropped`]).
+    pub fn count_dropped_input(&self, samples: u64) {
+        self.stats
+            .input_dropped
+            .fetch_add(samples, Ordering::Relaxed);
+    }
+
+    /// Captured input samples not read yet by [`read_input`](Self::read_input).
+    pub fn input_available(&self) -> usize {
+        (self.input_clock() - self.read_pos.max(self.input_oldest())) as usize
+    }
+
+    /// Reads up to `buf.len()` captured samples in order; returns how many. Input
+    /// that was overwritten before this call is passed over and counted as dropped.
     pub fn read_input(&mut self, buf: &mut [f32]) -> usize {
-        let n = self.from_audio.slots().min(buf.len());
-        if let Ok(chunk) = self.from_audio.read_chunk(n) {
-            let (a, b) = chunk.as_slices();
-            buf[..a.len()].copy_from_slice(a);
-            buf[a.len()..n].copy_from_slice(b);
-            chunk.commit_all();
+        loop {
+            match self.from_audio.read_at(self.read_pos, buf) {
+                Ok(n) => {
+                    self.read_pos += n as u64;
+                    return n;
+                }
+                Err(Overwritten { oldest }) => {
+                    self.count_dropped_input(oldest - self.read_pos);
+                    self.read_pos = oldest;
+                }
+            }
         }
-        n
     }
 
     /// Generated samples queued ahead of the playhead: the current lead in samples.
@@ -582,14 +656,19 @@ mod tests {
     }
 
     #[test]
-    fn rings_are_bounded_and_overflow_is_counted() {
+    fn rings_are_bounded_and_overflow_loses_the_oldest_input() {
         let mut cfg = EndpointConfig::new(8_000.0);
         cfg.input_seconds = 0.1;
         let (mut a, mut g) = endpoint(&cfg);
         let cap = 800;
-        let mut block = vec![0.0f32; 1000];
+        let mut block: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
+        let sent = block.clone();
         run(&mut a, &mut block, &[]);
         assert_eq!(g.input_available(), cap);
+        assert_eq!(g.input_clock(), 1000);
+        let mut got = vec![0.0f32; 1000];
+        assert_eq!(g.read_input(&mut got), cap);
+        assert_eq!(got[..cap], sent[200..], "the newest input is kept");
         assert_eq!(a.stats().input_dropped.load(Ordering::Relaxed), 200);
         let written = g.write_output(&vec![0.0; 1_000_000]);
         assert_eq!(g.queued(), written);

@@ -3,7 +3,8 @@
 //! Model-agnostic realtime machinery for running streaming speech models inside
 //! audio processes without stutter (see `DESIGN.md`):
 //!
-//! * [`endpoint`]: the only part the audio thread touches — input/output rings,
+//! * [`endpoint`]: the only part the audio thread touches — input/output rings
+//!   ([`input_ring`] is addressed by audio-clock position),
 //!   output-stage knobs, gap fill, counters.
 //! * [`knobs`]: knob specs, latest-wins cells and `arc-swap` snapshots.
 //! * [`node`] and [`graph`]: the node API and validated graphs of nodes.
@@ -24,6 +25,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod gapfill;
 pub mod graph;
+pub mod input_ring;
 pub mod knobs;
 pub mod lead;
 pub mod node;

@@ -50,6 +50,38 @@ pub struct Skips {
     pub message: Option<String>,
 }
 
+/// One stall: generation stopped for longer than the lead ceiling, so the frames
+/// whose input arrived meanwhile were dropped and the stream resumed at the
+/// newest input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    /// When it was noticed, seconds since the stream started.
+    pub at_s: f64,
+    /// How long generation stood still (the oldest dropped frame's age).
+    pub seconds: f64,
+    pub frames_dropped: u64,
+}
+
+impl Stall {
+    /// "generation stalled 5.0 s; 62 frames dropped"
+    pub fn message(&self) -> String {
+        format!(
+            "generation stalled {:.1} s; {} frames dropped",
+            self.seconds, self.frames_dropped
+        )
+    }
+}
+
+/// Stalls seen (see [`Stall`]); distinct from [`Skips`], which is about a
+/// generator that is slower than real time on average.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stalls {
+    pub count: u64,
+    pub frames_dropped: u64,
+    /// The most recent ones (bounded).
+    pub recent: Vec<Stall>,
+}
+
 /// Bounded time series for plots (seconds, value).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ReportSeries {
@@ -80,6 +112,8 @@ pub struct Report {
     pub knob_to_ear_ms: BTreeMap<String, P50Max>,
     pub rss_mb: RssMb,
     pub skipped: Skips,
+    #[serde(default)]
+    pub stalls: Stalls,
     /// Lead grown by gap fill / shrunk by dropping silence, ms in total.
     pub lead_inserted_ms: f64,
     pub lead_dropped_ms: f64,
@@ -164,6 +198,9 @@ impl Report {
         }
         if let Some(m) = &self.skipped.message {
             let _ = writeln!(s, "{m}");
+        }
+        for st in &self.stalls.recent {
+            let _ = writeln!(s, "at {:.1} s: {}", st.at_s, st.message());
         }
         for e in &self.errors {
             let _ = writeln!(s, "node error: {e}");

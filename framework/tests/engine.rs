@@ -12,47 +12,9 @@ use antiphon_framework::clock::{SimClock, WallClock};
 use antiphon_framework::engine::{render_offline, run_simulated, Engine, EngineConfig};
 use antiphon_framework::graph::GraphBuilder;
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
-use antiphon_framework::rng::SplitMix64;
 use antiphon_framework::synth::{speechlike, ProductionTime, SynthMode, SynthStage};
 use antiphon_framework::{endpoint, EndpointConfig};
 use common::*;
-
-/// Adds seeded noise; its RNG state makes frame order matter.
-struct Noise {
-    rng: SplitMix64,
-    seed: u64,
-    rate: f64,
-}
-
-impl Node for Noise {
-    fn name(&self) -> &str {
-        "noise"
-    }
-    fn inputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::audio("in", self.rate)]
-    }
-    fn outputs(&self) -> Vec<PortSpec> {
-        vec![PortSpec::audio("out", self.rate)]
-    }
-    fn process(
-        &mut self,
-        _: &FrameContext,
-        i: &[Payload],
-        o: &mut [Payload],
-    ) -> Result<(), NodeError> {
-        let input = i[0].audio()?;
-        let out = o[0].audio_buf();
-        out.extend(
-            input
-                .iter()
-                .map(|x| x + 0.01 * (self.rng.next_f64() as f32 - 0.5)),
-        );
-        Ok(())
-    }
-    fn reset(&mut self) {
-        self.rng = SplitMix64::new(self.seed);
-    }
-}
 
 fn seeded_render(workers: usize, seed: u64) -> Vec<f32> {
     let rate = 24_000.0;
@@ -85,14 +47,7 @@ fn seeded_render(workers: usize, seed: u64) -> Vec<f32> {
                     clock.clone(),
                 )),
             ),
-            (
-                "predictor",
-                Box::new(Noise {
-                    rng: SplitMix64::new(seed),
-                    seed,
-                    rate,
-                }),
-            ),
+            ("predictor", Box::new(Noise::new(seed, rate))),
             (
                 "decoder",
                 Box::new(SynthStage::new(
@@ -114,7 +69,7 @@ fn seeded_render(workers: usize, seed: u64) -> Vec<f32> {
         workers,
         ..Default::default()
     };
-    let (out, report, _) = render_offline(graph, input, cfg, knobs);
+    let (out, report, _) = render_offline(graph, input, cfg, knobs).unwrap();
     assert!(report.errors.is_empty());
     out
 }
@@ -174,7 +129,8 @@ fn consecutive_frames_overlap_across_stages() {
                 ..Default::default()
             },
             knobs,
-        );
+        )
+        .unwrap();
         assert_eq!(out.len(), 1920 * 30);
         assert_eq!(r.frames, 30);
         let v: serde_json::Value = serde_json::from_str(&trace.unwrap()).unwrap();
@@ -352,4 +308,196 @@ fn a_panicking_node_is_reported_once_gap_filled_and_recovered_by_reset() {
     );
     assert_eq!(engine.stop().errors.len(), 1);
     let _ = Arc::new(());
+}
+
+/// Fails (an error, or a panic) on one frame.
+struct Failing {
+    at: u64,
+    panic: bool,
+    rate: f64,
+}
+
+impl Node for Failing {
+    fn name(&self) -> &str {
+        "failing"
+    }
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("in", self.rate)]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("out", self.rate)]
+    }
+    fn process(
+        &mut self,
+        cx: &FrameContext,
+        i: &[Payload],
+        o: &mut [Payload],
+    ) -> Result<(), NodeError> {
+        if cx.frame == self.at {
+            if self.panic {
+                panic!("worker blew up");
+            }
+            return Err(NodeError::new("out of tokens"));
+        }
+        o[0].audio_buf().extend_from_slice(i[0].audio()?);
+        Ok(())
+    }
+}
+
+/// Renders 60 s through [generator → failing stage] on another thread; the
+/// error (or a timeout after 1 s, the bound we promise) comes back.
+fn render_failing(panic: bool) -> Result<String, &'static str> {
+    let rate = 24_000.0;
+    let clock = WallClock::new();
+    let graph = GraphBuilder::new()
+        .chain(vec![
+            (
+                "encoder",
+                Box::new(SynthStage::new(
+                    "encoder",
+                    rate,
+                    ProductionTime {
+                        mean_ms: 0.0,
+                        jitter_ms: 0.0,
+                        ..Default::default()
+                    },
+                    SynthMode::PassThrough { gain: 1.0 },
+                    clock,
+                )),
+            ),
+            ("predictor", Box::new(Failing { at: 5, panic, rate })),
+        ])
+        .build(rate)
+        .unwrap();
+    let knobs = knobs_for(&graph);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = render_offline(
+            graph,
+            vec![0.1; 60 * 24_000],
+            EngineConfig::default(),
+            knobs,
+        );
+        let _ = tx.send(r.map(|_| ()).map_err(|e| (e.message, e.report.frames)));
+    });
+    match rx.recv_timeout(Duration::from_secs(1)) {
+        Ok(Ok(())) => Err("the render succeeded"),
+        Ok(Err((msg, frames))) => {
+            assert!(frames <= 5, "frames written after the failure: {frames}");
+            Ok(msg)
+        }
+        Err(_) => Err("render_offline did not return within 1 s"),
+    }
+}
+
+#[test]
+fn a_node_error_ends_an_offline_render_with_that_error_within_1_s() {
+    let msg = render_failing(false).unwrap();
+    assert!(
+        msg.contains("`predictor`") && msg.contains("out of tokens"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_panic_during_an_offline_render_is_an_error_not_a_hang() {
+    let msg = render_failing(true).unwrap();
+    assert!(
+        msg.contains("`predictor`") && msg.contains("worker blew up"),
+        "{msg}"
+    );
+}
+
+/// Half of an autoregressive pair: `begin` (frame t) needs what `finish` made
+/// at frame t-1; they share a counter of finished steps.
+struct Step {
+    begin: bool,
+    finished: Arc<std::sync::atomic::AtomicU64>,
+    rate: f64,
+}
+
+impl Node for Step {
+    fn name(&self) -> &str {
+        if self.begin {
+            "backbone"
+        } else {
+            "predictor"
+        }
+    }
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("in", self.rate)]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("out", self.rate)]
+    }
+    fn process(
+        &mut self,
+        cx: &FrameContext,
+        i: &[Payload],
+        o: &mut [Payload],
+    ) -> Result<(), NodeError> {
+        std::thread::sleep(Duration::from_millis(2));
+        if self.begin {
+            let done = self.finished.load(Ordering::SeqCst);
+            if done != cx.frame {
+                return Err(NodeError::new(format!(
+                    "step {} begun before step {} finished",
+                    cx.frame, done
+                )));
+            }
+        } else {
+            self.finished.store(cx.frame + 1, Ordering::SeqCst);
+        }
+        o[0].audio_buf().extend_from_slice(i[0].audio()?);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_declared_feedback_edge_orders_autoregressive_steps_without_waiting() {
+    let rate = 24_000.0;
+    let finished = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let step = |begin| {
+        Box::new(Step {
+            begin,
+            finished: finished.clone(),
+            rate,
+        })
+    };
+    let graph = GraphBuilder::new()
+        .chain(vec![
+            (
+                "encoder",
+                Box::new(SynthStage::new(
+                    "encoder",
+                    rate,
+                    ProductionTime {
+                        mean_ms: 1.0,
+                        jitter_ms: 1.0,
+                        ..Default::default()
+                    },
+                    SynthMode::PassThrough { gain: 1.0 },
+                    WallClock::new(),
+                )),
+            ),
+            ("backbone", step(true)),
+            ("predictor", step(false)),
+        ])
+        .feedback("predictor", "backbone")
+        .build(rate)
+        .unwrap();
+    let knobs = knobs_for(&graph);
+    let input = vec![0.25; 1920 * 40];
+    let cfg = EngineConfig {
+        workers: 4,
+        ..Default::default()
+    };
+    let (out, r, _) = render_offline(graph, input.clone(), cfg, knobs).unwrap();
+    assert_eq!(r.frames, 40);
+    assert_eq!(out, input);
+    let unknown = GraphBuilder::new()
+        .chain(vec![("predictor", step(false))])
+        .feedback("predictor", "nowhere")
+        .build(rate);
+    assert!(unknown.unwrap_err().to_string().contains("nowhere"));
 }

@@ -41,8 +41,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             let mut mono = audio.mono();
             mono.resize(total, 0.0);
             let spin = progress::spinner("rendering (fast)");
-            let (out, report, trace) = render_offline(graph, mono, cfg, knobs.clone());
+            let rendered = render_offline(graph, mono, cfg, knobs.clone());
             spin.finish_and_clear();
+            let (out, report, trace) = rendered.context("rendering failed")?;
             // No audio thread offline: apply the output-stage knobs the way the endpoint does.
             let get = |id: &str| knobs.id(id).map(|k| knobs.latest(k));
             let gain = get("gain_db").map_or(1.0, |db| {

@@ -2,7 +2,6 @@
 //! built without its depformer) → hidden state + sampled text token.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
 use candle::{Device, IndexOp, Tensor};
@@ -40,8 +39,6 @@ pub struct Backbone {
     input_codebooks: usize,
     audio_in: Vec<u32>,
     reset: ResetWatch,
-    /// How long to wait for the code predictor's previous step.
-    pub wait: Duration,
 }
 
 impl Backbone {
@@ -60,7 +57,6 @@ impl Backbone {
             input_codebooks: g.input_audio_codebooks,
             audio_in: Vec::with_capacity(g.generated_audio_codebooks + g.input_audio_codebooks),
             reset: ResetWatch::default(),
-            wait: Duration::from_secs(10),
         };
         (me, conv)
     }
@@ -119,11 +115,17 @@ impl Node for Backbone {
             _ => &self.silence,
         };
         let mut audio_in = std::mem::take(&mut self.audio_in);
-        let begun = self.conv.when_ready(self.wait, |h, epoch| {
+        let begun = self.conv.begin(|h, epoch| {
             let step = h.step();
             h.begin(user, &mut audio_in).map(|text| (step, epoch, text))
         });
-        let (step, epoch, text_in) = begun.map_err(NodeError::new)?.map_err(NodeError::new)?;
+        let (step, epoch, text_in) = match begun {
+            Ok(b) => b,
+            Err(e) => {
+                self.audio_in = audio_in;
+                return Err(NodeError::new(e));
+            }
+        };
         let dev = Device::Cpu;
         let mut run = || -> candle::Result<(Tensor, u32)> {
             let text = Tensor::from_vec(vec![text_in], (1, 1), &dev)?;

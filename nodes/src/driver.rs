@@ -10,11 +10,12 @@
 //!
 //! The state is shared by the backbone (reads inputs, begins a step) and the
 //! code predictor (writes the sampled codes, finishes it): step t+1's input
-//! needs step t's codes, so the backbone waits for the predictor if a graph
-//! runs them out of order.
+//! needs step t's codes. The graph declares that as a feedback edge
+//! (code_predictor → backbone), so the scheduler never starts step t+1 early
+//! and nothing waits; if a graph lacks the edge, beginning a step whose
+//! predecessor is unfinished is an error.
 
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use crate::spec::GenerationSpec;
 
@@ -156,49 +157,32 @@ impl TokenHistory {
     }
 }
 
-/// A conversation shared by the backbone and code-predictor nodes.
+/// A conversation shared by the backbone and code-predictor nodes. The lock is
+/// never held across model work and never contended for long: the two nodes
+/// take turns (see the module docs).
 pub struct Conversation {
     state: Mutex<(TokenHistory, u64)>,
-    finished: Condvar,
 }
 
 impl Conversation {
     pub fn new(history: TokenHistory) -> Self {
         Self {
             state: Mutex::new((history, 0)),
-            finished: Condvar::new(),
         }
     }
 
-    /// Runs `f` on the history once the previous step is finished (waits at
-    /// most `timeout`). Also returns the reset epoch.
-    pub fn when_ready<R>(
-        &self,
-        timeout: Duration,
-        f: impl FnOnce(&mut TokenHistory, u64) -> R,
-    ) -> Result<R, String> {
-        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut guard, res) = self
-            .finished
-            .wait_timeout_while(guard, timeout, |(h, _)| h.begun != h.finished)
-            .unwrap_or_else(|p| p.into_inner());
-        if res.timed_out() {
-            return Err(format!(
-                "code predictor did not finish step {} within {timeout:?}",
-                guard.0.finished
-            ));
-        }
+    /// Runs `f` on the history and the reset epoch (to begin a step; it fails
+    /// if the previous step is unfinished).
+    pub fn begin<R>(&self, f: impl FnOnce(&mut TokenHistory, u64) -> R) -> R {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let epoch = guard.1;
-        Ok(f(&mut guard.0, epoch))
+        f(&mut guard.0, epoch)
     }
 
-    /// Runs `f` on the history if `epoch` is still current, then wakes the backbone.
+    /// Runs `f` on the history if `epoch` is still current.
     pub fn finish<R>(&self, epoch: u64, f: impl FnOnce(&mut TokenHistory) -> R) -> Option<R> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let r = (guard.1 == epoch).then(|| f(&mut guard.0));
-        drop(guard);
-        self.finished.notify_all();
-        r
+        (guard.1 == epoch).then(|| f(&mut guard.0))
     }
 
     /// Forgets the conversation; steps in flight from before are dropped.
@@ -206,8 +190,6 @@ impl Conversation {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         guard.0.reset();
         guard.1 += 1;
-        drop(guard);
-        self.finished.notify_all();
     }
 
     pub fn step(&self) -> u64 {

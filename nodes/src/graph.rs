@@ -1,6 +1,7 @@
 //! The canonical speech-to-speech graph as a framework [`Graph`], ready for the
 //! engine's worker pool: capture → resample_in → encoder → backbone →
-//! code_predictor → decoder → resample_out → output.
+//! code_predictor → decoder → resample_out → output, with the feedback edge
+//! code_predictor → backbone (the autoregressive step).
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub fn canonical_graph_with(
         .collect();
     GraphBuilder::new()
         .chain(chain)
+        // Backbone step t+1 needs the codes the predictor samples at step t.
+        .feedback("code_predictor", "backbone")
         .build(device_rate)
         .map_err(|e| e.to_string())
 }

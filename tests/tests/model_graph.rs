@@ -37,7 +37,8 @@ fn render(
             ..Default::default()
         },
         knobs,
-    );
+    )
+    .expect("the render succeeds");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     (out, report)
 }

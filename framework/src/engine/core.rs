@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::endpoint::GenSide;
-use crate::graph::{Graph, Source, Stage};
+use crate::graph::{Feedback, Graph, Source, Stage};
 use crate::knobs::{Binding, KnobBus, KnobSnapshot};
 use crate::lead::{LeadController, LeadReason, LeadSettings};
 use crate::node::{FrameContext, Node, Payload};
@@ -15,34 +15,34 @@ use crate::report::{LeadFigures, P50Max, Recorder, Report, ReportSeries, Skips, 
 use crate::trace::Trace;
 use crate::writer::{AudioOut, OutputWriter};
 
-use super::{EngineConfig, Pacing};
+use super::stalls::StallLog;
+use super::{EngineConfig, Pacing, RunMode};
 
 /// Where captured audio comes from and generated audio goes.
 pub(super) enum Io {
     Live(GenSide),
-    Offline {
-        input: Vec<f32>,
-        pos: usize,
-        output: Vec<f32>,
-    },
+    Offline { input: Vec<f32>, output: Vec<f32> },
 }
 
 impl Io {
-    fn input_available(&self) -> usize {
+    /// Position (audio clock, or index into the offline input) of the next
+    /// sample to be captured.
+    fn input_end(&self) -> u64 {
         match self {
-            Io::Live(g) => g.input_available(),
-            Io::Offline { input, pos, .. } => input.len() - pos,
+            Io::Live(g) => g.input_clock(),
+            Io::Offline { input, .. } => input.len() as u64,
         }
     }
 
-    fn read(&mut self, buf: &mut [f32]) -> usize {
+    /// Copies input from position `from` on; fails if it is no longer held.
+    fn read_at(&self, from: u64, buf: &mut [f32]) -> Result<usize, ()> {
         match self {
-            Io::Live(g) => g.read_input(buf),
-            Io::Offline { input, pos, .. } => {
-                let n = buf.len().min(input.len() - *pos);
-                buf[..n].copy_from_slice(&input[*pos..*pos + n]);
-                *pos += n;
-                n
+            Io::Live(g) => g.read_input_at(from, buf).map_err(|_| ()),
+            Io::Offline { input, .. } => {
+                let from = (from as usize).min(input.len());
+                let n = buf.len().min(input.len() - from);
+                buf[..n].copy_from_slice(&input[from..from + n]);
+                Ok(n)
             }
         }
     }
@@ -58,10 +58,11 @@ impl Io {
         self.out().queued()
     }
 
+    /// The playhead: position of the next sample to be played.
     fn audio_clock(&self) -> u64 {
         match self {
             Io::Live(g) => g.stats().clock(),
-            Io::Offline { pos, .. } => *pos as u64,
+            Io::Offline { output, .. } => output.len() as u64,
         }
     }
 
@@ -73,6 +74,46 @@ impl Io {
                 .load(std::sync::atomic::Ordering::Relaxed),
             Io::Offline { .. } => 0,
         }
+    }
+
+    fn count_dropped_input(&self, samples: u64) {
+        if let Io::Live(g) = self {
+            g.count_dropped_input(samples);
+        }
+    }
+}
+
+/// Recent per-frame times of one stage (fixed size), for a speed estimate that
+/// one stall cannot move: the median.
+struct RecentTimes {
+    ms: [f64; 32],
+    len: usize,
+    pos: usize,
+}
+
+impl RecentTimes {
+    fn new() -> Self {
+        Self {
+            ms: [0.0; 32],
+            len: 0,
+            pos: 0,
+        }
+    }
+
+    fn push(&mut self, ms: f64) {
+        self.ms[self.pos] = ms;
+        self.pos = (self.pos + 1) % self.ms.len();
+        self.len = (self.len + 1).min(self.ms.len());
+    }
+
+    fn median(&self) -> f64 {
+        if self.len == 0 {
+            return 0.0;
+        }
+        let mut s = self.ms;
+        let s = &mut s[..self.len];
+        let k = self.len / 2;
+        *s.select_nth_unstable_by(k, |a, b| a.total_cmp(b)).1
     }
 }
 
@@ -126,16 +167,18 @@ impl Job {
         self.result = match catch_unwind(AssertUnwindSafe(|| node.process(&cx, ins, outs))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(format!(
-                "panicked: {}",
-                p.downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_default()
-            )),
+            Err(p) => Err(format!("panicked: {}", panic_message(&*p))),
         };
         self.ended = clock.now();
     }
+}
+
+/// The text of a panic payload (empty if it carried none).
+pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 struct PendingKnob {
@@ -161,11 +204,17 @@ pub(super) struct Core {
     pub cfg: EngineConfig,
     pub rate: f64,
     stages: Vec<StageState>,
+    feedback: Vec<Feedback>,
     slots: Vec<Slot>,
     output: (usize, usize),
     next_seq: u64,
+    /// Frame index handed to nodes (counts passed-over frames too).
     next_frame: u64,
     next_write: u64,
+    /// The frame clock: the next frame's input starts at audio-clock position
+    /// `origin + frame_bounds(rel)`. Re-anchored at start, reset and after a stall.
+    origin: u64,
+    rel: u64,
     pub io: Io,
     pub knobs: Arc<KnobBus>,
     pub clock: Arc<dyn Clock>,
@@ -178,9 +227,11 @@ pub(super) struct Core {
     last_write: Option<f64>,
     last_gap: u64,
     warmup_underruns: Option<u64>,
+    /// Frames passed over because generation is slower than real time.
     skipped: u64,
+    stalls: StallLog,
     slow_ratio: f64,
-    stage_ema: Vec<f64>,
+    stage_times: Vec<RecentTimes>,
     started_at: f64,
     last_rss: f64,
     pub failed: bool,
@@ -219,6 +270,7 @@ impl Core {
         let rate = graph.sample_rate;
         let names = graph.stage_names();
         let n = graph.stages.len();
+        let feedback = graph.feedback;
         let stages: Vec<StageState> = graph
             .stages
             .into_iter()
@@ -268,14 +320,17 @@ impl Core {
         };
         let trace = (cfg.trace_capacity > 0).then(|| Trace::new(names.clone(), cfg.trace_capacity));
         let now = clock.now();
-        Self {
+        let mut core = Self {
             rate,
             stages,
+            feedback,
             slots,
             output: graph.output,
             next_seq: 0,
             next_frame: 0,
             next_write: 0,
+            origin: 0,
+            rel: 0,
             io,
             seen_versions: snap.iter().map(|(_, v)| v.version).collect(),
             knobs,
@@ -292,8 +347,9 @@ impl Core {
             last_gap: 0,
             warmup_underruns: None,
             skipped: 0,
+            stalls: StallLog::default(),
             slow_ratio: 0.0,
-            stage_ema: vec![0.0; n],
+            stage_times: (0..n).map(|_| RecentTimes::new()).collect(),
             started_at: now,
             last_rss: now,
             failed: false,
@@ -302,7 +358,58 @@ impl Core {
             status: Status::default(),
             clock,
             cfg,
+        };
+        core.anchor();
+        core
+    }
+
+    fn offline_paced(&self) -> bool {
+        self.live() && self.cfg.mode == RunMode::Offline
+    }
+
+    /// Realtime on a live endpoint: skipping, stall drops and lead changes apply.
+    fn realtime(&self) -> bool {
+        self.live() && self.cfg.mode == RunMode::Realtime
+    }
+
+    /// Starts the frame clock at the newest input: the newest complete frame
+    /// (realtime), or the playhead followed by D samples of silence (offline
+    /// pacing, so output lines up with input D samples later). Earlier input
+    /// belongs to nobody: it is not counted as dropped.
+    fn anchor(&mut self) {
+        self.rel = 0;
+        if !self.live() {
+            self.origin = 0;
+        } else if self.offline_paced() {
+            self.origin = self.io.audio_clock();
+            let d = self.cfg.offline_delay_samples(self.rate);
+            self.io.out().write(&vec![0.0; d]);
+        } else {
+            let len = frame_bounds(0, self.cfg.frame_seconds, self.rate).1 as u64;
+            self.origin = self.io.input_end().saturating_sub(len);
         }
+    }
+
+    /// Audio-clock position and length of the next frame's input.
+    fn next_bounds(&self) -> (u64, usize) {
+        let (a, len) = frame_bounds(self.rel, self.cfg.frame_seconds, self.rate);
+        (self.origin + a, len)
+    }
+
+    /// Passes over the input from the next frame up to the newest complete
+    /// frame, so the stream resumes at the newest input; returns how many
+    /// frames were passed over.
+    fn resume_at_newest(&mut self) -> u64 {
+        let (start, len) = self.next_bounds();
+        let newest = self.io.input_end().saturating_sub(len as u64).max(start);
+        self.io.count_dropped_input(newest - start);
+        let frames = ((newest - start) as f64 / len.max(1) as f64)
+            .round()
+            .max(1.0) as u64;
+        self.next_frame += frames;
+        self.origin = newest;
+        self.rel = 0;
+        frames
     }
 
     fn live(&self) -> bool {
@@ -313,10 +420,14 @@ impl Core {
         self.slots.iter().filter(|s| s.seq.is_some()).count()
     }
 
-    /// Offline: all input consumed and every frame written.
+    /// Offline: all input consumed and every frame written, or a node failed.
     pub fn finished(&self) -> bool {
-        matches!(&self.io, Io::Offline { input, pos, .. } if *pos >= input.len())
-            && self.in_flight() == 0
+        match &self.io {
+            Io::Offline { input, .. } => {
+                self.failed || (self.next_bounds().0 >= input.len() as u64 && self.in_flight() == 0)
+            }
+            Io::Live(_) => false,
+        }
     }
 
     /// Housekeeping between jobs: knob snapshots, controller settings, warm-up
@@ -385,42 +496,38 @@ impl Core {
             if self.slots.iter().any(|s| s.seq.is_some_and(|q| q >= first)) {
                 return;
             }
-            let (start, len) = frame_bounds(self.next_frame, frame_s, self.rate);
+            let (start, len) = self.next_bounds();
             let mut age_s = 0.0;
+            let newest = self.io.input_end();
             match self.cfg.pacing {
                 Pacing::InputPaced => {
-                    let avail = self.io.input_available();
-                    let last_partial =
-                        matches!(self.io, Io::Offline { .. }) && avail > 0 && avail < len;
-                    if avail < len && !last_partial {
+                    // Offline renders make the last, partial frame too.
+                    let last_partial = !self.live() && newest > start;
+                    if start + (len as u64) > newest && !last_partial {
                         return;
                     }
-                    // Never unbounded. Frames older than the ceiling are skipped;
-                    // and when generation is slower than real time on average,
-                    // only the newest complete frame is made (older ones are
-                    // skipped), so latency stays flat instead of growing.
-                    if self.live() {
-                        let age_ms = self.io.audio_clock().saturating_sub(start + len as u64)
-                            as f64
-                            / self.rate
-                            * 1000.0;
-                        let backlog = avail / len.max(1);
-                        let too_old = age_ms > self.controller.settings().ceiling_ms;
-                        if too_old || (self.slow_ratio > 1.0 && backlog >= 2) {
-                            let mut sink = std::mem::take(&mut self.slots[si].ext_in);
-                            let buf = sink.audio_buf();
-                            buf.resize(len, 0.0);
-                            self.io.read(buf);
-                            self.slots[si].ext_in = sink;
-                            self.skipped += 1;
-                            self.next_frame += 1;
+                    if self.realtime() {
+                        let age_ms = (newest - (start + len as u64)) as f64 / self.rate * 1000.0;
+                        let backlog = (newest - start) / len.max(1) as u64;
+                        // Older than the ceiling: generation stood still (a stall,
+                        // CPU starvation). Resume at the newest input and report it.
+                        if age_ms > self.controller.settings().ceiling_ms {
+                            let frames = self.resume_at_newest();
+                            let at = self.clock.now() - self.started_at;
+                            self.stalls.dropped(at, frames, age_ms / 1000.0);
+                            continue;
+                        }
+                        // Slower than real time on average: make only the newest
+                        // complete frame, so latency stays flat instead of growing.
+                        if self.slow_ratio > 1.0 && backlog >= 2 {
+                            self.skipped += self.resume_at_newest();
                             continue;
                         }
                         age_s = age_ms / 1000.0;
                     }
                 }
                 Pacing::FreeRunning => {
-                    if matches!(self.io, Io::Offline { .. }) && self.io.input_available() == 0 {
+                    if !self.live() && newest <= start {
                         return;
                     }
                     let ahead_ms = (self.io.queued() as f64 / self.rate
@@ -432,13 +539,31 @@ impl Core {
                 }
             }
             let now = self.clock.now();
-            let slot = &mut self.slots[si];
-            let buf = slot.ext_in.audio_buf();
+            let mut input = std::mem::take(&mut self.slots[si].ext_in);
+            let buf = input.audio_buf();
             buf.resize(len, 0.0);
-            let got = self.io.read(buf);
-            if self.cfg.pacing == Pacing::InputPaced {
-                buf.truncate(got.max(1).min(len));
+            let read = self.io.read_at(start, buf);
+            match read {
+                // Input-paced frames are what was captured (offline: the last one
+                // may be short); free-running ones are zero-padded.
+                Ok(got) if self.cfg.pacing == Pacing::InputPaced => buf.truncate(got.max(1)),
+                Ok(_) => {}
+                Err(()) => buf.fill(0.0), // possibly torn: not input
             }
+            self.slots[si].ext_in = input;
+            match read {
+                Ok(_) => {}
+                // Overwritten: generation fell more than the input ring behind.
+                Err(()) if self.cfg.pacing == Pacing::InputPaced => {
+                    let frames = self.resume_at_newest();
+                    let at = now - self.started_at;
+                    self.stalls
+                        .dropped(at, frames, (newest - start) as f64 / self.rate);
+                    continue;
+                }
+                Err(()) => {}
+            }
+            let slot = &mut self.slots[si];
             slot.seq = Some(self.next_seq);
             slot.frame = self.next_frame;
             slot.start = start;
@@ -450,6 +575,7 @@ impl Core {
             slot.compute_ms = 0.0;
             self.next_seq += 1;
             self.next_frame += 1;
+            self.rel += 1;
         }
     }
 
@@ -471,7 +597,13 @@ impl Core {
                 Source::External => true,
                 Source::Stage { stage, .. } => self.slots[si].done[*stage],
             });
-            if !ready {
+            // Declared feedback: frame q waits until `from` has finished frame q-1.
+            let fed = self
+                .feedback
+                .iter()
+                .filter(|f| f.to == s)
+                .all(|f| self.stages[f.from].next_seq >= st.next_seq);
+            if !ready || !fed {
                 continue;
             }
             let snap = self.knobs.snapshot();
@@ -535,9 +667,8 @@ impl Core {
         }
         if let Err(e) = result {
             // Reported once, with the node's name; the stream goes to gap fill.
-            self.errors
-                .push(format!("node `{}` failed on frame {frame}: {e}", st.name));
-            self.failed = true;
+            let e = format!("node `{}` failed on frame {frame}: {e}", st.name);
+            self.fail(e);
             return;
         }
         slot.done[stage] = true;
@@ -546,13 +677,14 @@ impl Core {
         self.write_ready();
     }
 
-    /// Keeps an average of each stage's time; the slowest stage (or, with too
-    /// few workers, their sum shared among the workers) bounds throughput.
+    /// Keeps each stage's typical (median) time; the slowest stage (or, with too
+    /// few workers, their sum shared among the workers) bounds throughput. The
+    /// median, so that a stall is not taken for a slow generator.
     fn update_speed(&mut self, stage: usize, ms: f64) {
-        let e = &mut self.stage_ema[stage];
-        *e = if *e == 0.0 { ms } else { 0.9 * *e + 0.1 * ms };
-        let slowest = self.stage_ema.iter().cloned().fold(0.0, f64::max);
-        let shared = self.stage_ema.iter().sum::<f64>() / self.cfg.workers.max(1) as f64;
+        self.stage_times[stage].push(ms);
+        let medians = self.stage_times.iter().map(RecentTimes::median);
+        let slowest = medians.clone().fold(0.0, f64::max);
+        let shared = medians.sum::<f64>() / self.cfg.workers.max(1) as f64;
         self.slow_ratio = slowest.max(shared) / (self.cfg.frame_seconds * 1000.0);
     }
 
@@ -571,14 +703,24 @@ impl Core {
     fn write_frame(&mut self, si: usize) {
         let now = self.clock.now();
         let t_rel = now - self.started_at;
+        let production_ms = (now - self.slots[si].ready_at) * 1000.0;
+        // Made after a stall longer than the ceiling: too late to play. Dropped,
+        // and counted with the stall rather than taught to the controller.
+        if self.realtime()
+            && self.cfg.pacing == Pacing::InputPaced
+            && production_ms > self.controller.settings().ceiling_ms
+        {
+            self.stalls.dropped(t_rel, 1, production_ms / 1000.0);
+            return;
+        }
+        self.stalls.resumed();
         let (os, op) = self.output;
         let audio = std::mem::take(&mut self.slots[si].outs[os][op]);
         let samples: &[f32] = match &audio {
             Payload::Audio(a) => a,
             _ => &[],
         };
-        let production_ms = (now - self.slots[si].ready_at) * 1000.0;
-        let live = self.live();
+        let live = self.realtime();
         let mut adjust = 0i64;
         let queued = self.io.queued();
         if live {
@@ -618,7 +760,7 @@ impl Core {
         let w = self.writer.write(self.io.out(), samples, adjust);
         self.rec.inserted += w.inserted as u64;
         self.rec.dropped += w.dropped as u64;
-        if live {
+        if self.live() {
             let slot = &self.slots[si];
             let play_at = self.io.audio_clock() + queued as u64 + w.inserted as u64;
             if self.cfg.pacing == Pacing::InputPaced {
@@ -661,6 +803,15 @@ impl Core {
         self.status.failed = self.failed;
     }
 
+    /// Stops generation with an error (kept for the report; cleared by reset).
+    pub fn fail(&mut self, error: String) {
+        // Bounded: a stream that keeps failing and being reset keeps the first ones.
+        if self.errors.len() < 64 {
+            self.errors.push(error);
+        }
+        self.failed = true;
+    }
+
     pub fn any_busy(&self) -> bool {
         self.stages.iter().any(|s| s.busy)
     }
@@ -683,6 +834,8 @@ impl Core {
         self.controller.reset();
         self.writer.reset();
         self.last_write = None;
+        self.stalls.resumed();
+        self.anchor();
     }
 
     pub fn status(&self) -> Status {
@@ -722,7 +875,7 @@ impl Core {
         let now_rss = crate::report::rss_mb();
         rss.end = now_rss;
         rss.peak = rss.peak.max(now_rss);
-        let slow = self.slow_ratio > 1.0 || self.skipped > 0;
+        let slow = self.skipped > 0;
         Report {
             frames: self.next_write,
             audio_seconds,
@@ -757,6 +910,7 @@ impl Core {
                     )
                 }),
             },
+            stalls: self.stalls.report(),
             lead_inserted_ms: self.rec.inserted as f64 / self.rate * 1000.0,
             lead_dropped_ms: self.rec.dropped as f64 / self.rate * 1000.0,
             lead_reasons: self.rec.reasons.iter().map(|(k, v)| (k.to_string(), *v)).collect(),

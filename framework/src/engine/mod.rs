@@ -14,13 +14,16 @@
 //! which only touches the endpoint's lock-free rings.
 
 mod core;
+mod stalls;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::core::panic_message;
 pub use self::core::Status;
 use self::core::{Core, Io};
 use crate::clock::{Clock, SimClock};
@@ -40,9 +43,27 @@ pub enum Pacing {
     FreeRunning,
 }
 
+/// How a live engine meets its endpoint's audio side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// A live device: late frames are gap-filled, the lead adapts, stale input
+    /// is passed over to stay at the newest.
+    #[default]
+    Realtime,
+    /// An offline render through a live endpoint (DAW bounce): the audio side
+    /// waits for generation ([`AudioSide::process_offline`](crate::AudioSide::process_offline)),
+    /// so nothing is skipped, the lead never changes, and the output is
+    /// [`offline_delay_samples`](EngineConfig::offline_delay_samples) zeros
+    /// followed by exactly what [`render_offline`] gives for the same input.
+    Offline,
+}
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
+    /// Realtime or offline pacing on a live endpoint (chosen at activation).
+    pub mode: RunMode,
     /// Frame duration (Mimi: 80 ms).
     pub frame_seconds: f64,
     pub workers: usize,
@@ -64,6 +85,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
+            mode: RunMode::Realtime,
             frame_seconds: 0.08,
             workers: 2,
             pacing: Pacing::InputPaced,
@@ -74,6 +96,16 @@ impl Default for EngineConfig {
             hysteresis_ms: 5.0,
             crossfade_ms: 3.0,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The stated delay D of [`RunMode::Offline`], in samples at `rate`: the
+    /// longest frame (frames are rounded to whole samples) plus one sample for
+    /// output schedules that round down (the model graph's resampler). With it,
+    /// the block whose input completes frame t never waits for frame t+1.
+    pub fn offline_delay_samples(&self, rate: f64) -> usize {
+        (self.frame_seconds * rate).ceil() as usize + 1
     }
 }
 
@@ -90,7 +122,18 @@ impl Shared {
     }
 }
 
-fn worker_loop(shared: Arc<Shared>, id: usize) {
+/// Runs [`worker_loop`]; if the engine's own code panics on this worker, the
+/// stream is marked failed with the reason (an offline render then ends with
+/// that error instead of waiting for a worker that is gone).
+fn worker(shared: Arc<Shared>, id: usize) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| worker_loop(&shared, id))) {
+        let mut core = shared.lock();
+        core.fail(format!("worker {id} panicked: {}", panic_message(&*p)));
+        shared.wake.notify_all();
+    }
+}
+
+fn worker_loop(shared: &Shared, id: usize) {
     let mut core = shared.lock();
     loop {
         if core.stop {
@@ -146,7 +189,7 @@ impl Engine {
                 let s = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("antiphon-worker-{i}"))
-                    .spawn(move || worker_loop(s, i))
+                    .spawn(move || worker(s, i))
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -208,7 +251,6 @@ impl Engine {
             &mut core.io,
             Io::Offline {
                 input: Vec::new(),
-                pos: 0,
                 output: Vec::new(),
             },
         );
@@ -236,22 +278,42 @@ impl Drop for Engine {
     }
 }
 
+/// An offline render that ended early because a node failed or panicked (or a
+/// worker died): the first error, with the report up to that point.
+#[derive(Debug, Clone)]
+pub struct RenderError {
+    pub message: String,
+    pub report: Box<Report>,
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// A finished offline render: output (one sample per input sample), report and
+/// trace file contents (if tracing was on).
+pub type Rendered = (Vec<f32>, Report, Option<String>);
+
 /// Renders `input` (mono, at the graph's rate) as fast as possible. The result
 /// is byte-identical for any number of workers: each stage sees its frames in
-/// order and the lead controller does not touch offline output.
+/// order and the lead controller does not touch offline output. A node error
+/// ends the render at once with that error.
 pub fn render_offline(
     graph: Graph,
     input: Vec<f32>,
     cfg: EngineConfig,
     knobs: Arc<KnobBus>,
-) -> (Vec<f32>, Report, Option<String>) {
+) -> Result<Rendered, RenderError> {
     let workers = cfg.workers.max(1);
     let clock = crate::clock::WallClock::new();
     let core = Core::new(
         graph,
         Io::Offline {
             input,
-            pos: 0,
             output: Vec::new(),
         },
         cfg,
@@ -265,7 +327,7 @@ pub fn render_offline(
     let handles: Vec<_> = (0..workers)
         .map(|i| {
             let s = shared.clone();
-            std::thread::spawn(move || worker_loop(s, i))
+            std::thread::spawn(move || worker(s, i))
         })
         .collect();
     for h in handles {
@@ -273,12 +335,18 @@ pub fn render_offline(
     }
     let mut core = shared.lock();
     let report = core.report();
+    if let Some(e) = report.errors.first() {
+        return Err(RenderError {
+            message: e.clone(),
+            report: Box::new(report),
+        });
+    }
     let trace = core.trace.as_ref().map(|t| t.to_json());
     let out = match &mut core.io {
         Io::Offline { output, .. } => std::mem::take(output),
         Io::Live(_) => Vec::new(),
     };
-    (out, report, trace)
+    Ok((out, report, trace))
 }
 
 /// Runs `seconds` of a live session on a simulated clock: a virtual device

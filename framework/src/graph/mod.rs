@@ -59,9 +59,20 @@ pub struct Stage {
     pub sources: Vec<Source>,
 }
 
+/// A declared feedback dependency: stage `to` may start frame t+1 only after
+/// stage `from` has finished frame t (an autoregressive step that needs the
+/// previous step's output). The scheduler honours it, so no worker waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    pub from: usize,
+    pub to: usize,
+}
+
 /// A validated graph, stages in topological order.
 pub struct Graph {
     pub stages: Vec<Stage>,
+    /// Feedback dependencies between stages (indices into `stages`).
+    pub feedback: Vec<Feedback>,
     /// Stage and port of the external output.
     pub output: (usize, usize),
     /// Sample rate of the external input and output.
@@ -80,6 +91,7 @@ impl std::fmt::Debug for Graph {
 pub struct GraphBuilder {
     nodes: Vec<(String, Box<dyn Node>)>,
     edges: Vec<(String, String)>,
+    feedback: Vec<(String, String)>,
     input: Option<String>,
     output: Option<String>,
 }
@@ -98,6 +110,14 @@ impl GraphBuilder {
     /// Connects output `from` (`"node.port"`) to input `to`.
     pub fn connect(mut self, from: &str, to: &str) -> Self {
         self.edges.push((from.into(), to.into()));
+        self
+    }
+
+    /// Declares that node `to` may start frame t+1 only after node `from` has
+    /// finished frame t (see [`Feedback`]). Data for it travels outside the
+    /// graph's edges (shared state of the two nodes); this only orders them.
+    pub fn feedback(mut self, from: &str, to: &str) -> Self {
+        self.feedback.push((from.into(), to.into()));
         self
     }
 
@@ -163,7 +183,14 @@ impl GraphBuilder {
 
     /// Validates and orders the graph for a device running at `sample_rate`.
     pub fn build(self, sample_rate: f64) -> Result<Graph, GraphError> {
-        validate(self.nodes, self.edges, self.input, self.output, sample_rate)
+        validate(
+            self.nodes,
+            self.edges,
+            self.feedback,
+            self.input,
+            self.output,
+            sample_rate,
+        )
     }
 }
 
@@ -195,6 +222,7 @@ fn port_names(specs: &[PortSpec]) -> String {
 fn validate(
     nodes: Vec<(String, Box<dyn Node>)>,
     edges: Vec<(String, String)>,
+    feedback: Vec<(String, String)>,
     input: Option<String>,
     output: Option<String>,
     sample_rate: f64,
@@ -210,17 +238,24 @@ fn validate(
     let ins: Vec<Vec<PortSpec>> = nodes.iter().map(|(_, n)| n.inputs()).collect();
     let outs: Vec<Vec<PortSpec>> = nodes.iter().map(|(_, n)| n.outputs()).collect();
     let index = |name: &str| nodes.iter().position(|(n, _)| n == name);
-
-    // Resolve a reference to (node, port) on the given side.
-    let resolve = |r: &PortRef, is_input: bool| -> Result<(usize, usize), GraphError> {
-        let ni = index(&r.node).ok_or_else(|| GraphError::UnknownNode {
-            name: r.node.clone(),
+    let node_index = |name: &str| {
+        index(name).ok_or_else(|| GraphError::UnknownNode {
+            name: name.into(),
             known: nodes
                 .iter()
                 .map(|(n, _)| n.clone())
                 .collect::<Vec<_>>()
                 .join(", "),
-        })?;
+        })
+    };
+    let feedback = feedback
+        .iter()
+        .map(|(f, t)| Ok((node_index(f)?, node_index(t)?)))
+        .collect::<Result<Vec<_>, GraphError>>()?;
+
+    // Resolve a reference to (node, port) on the given side.
+    let resolve = |r: &PortRef, is_input: bool| -> Result<(usize, usize), GraphError> {
+        let ni = node_index(&r.node)?;
         let specs = if is_input { &ins[ni] } else { &outs[ni] };
         let pi = find_port(specs, &r.port).ok_or_else(|| GraphError::UnknownPort {
             port: r.to_string(),
@@ -379,6 +414,13 @@ fn validate(
         .collect();
     Ok(Graph {
         stages,
+        feedback: feedback
+            .into_iter()
+            .map(|(f, t)| Feedback {
+                from: new_index[f],
+                to: new_index[t],
+            })
+            .collect(),
         output: (new_index[go_node], go_port),
         sample_rate,
     })

@@ -7,6 +7,8 @@ use antiphon_framework::clock::Clock;
 use antiphon_framework::graph::{Graph, GraphBuilder};
 use antiphon_framework::knobs::{Binding, KnobBus, KnobSpec};
 use antiphon_framework::lead::LeadSettings;
+use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
+use antiphon_framework::rng::SplitMix64;
 use antiphon_framework::synth::{ProductionTime, SynthMode, SynthStage};
 
 pub fn gain_knob() -> KnobSpec {
@@ -98,4 +100,51 @@ pub fn window(series: &[(f64, f64)], from: f64, to: f64) -> Vec<f64> {
         .filter(|(t, _)| *t >= from && *t < to)
         .map(|(_, v)| *v)
         .collect()
+}
+
+/// Adds seeded noise; its RNG state makes frame order matter.
+pub struct Noise {
+    rng: SplitMix64,
+    seed: u64,
+    rate: f64,
+}
+
+impl Noise {
+    pub fn new(seed: u64, rate: f64) -> Self {
+        Self {
+            rng: SplitMix64::new(seed),
+            seed,
+            rate,
+        }
+    }
+}
+
+impl Node for Noise {
+    fn name(&self) -> &str {
+        "noise"
+    }
+    fn inputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("in", self.rate)]
+    }
+    fn outputs(&self) -> Vec<PortSpec> {
+        vec![PortSpec::audio("out", self.rate)]
+    }
+    fn process(
+        &mut self,
+        _: &FrameContext,
+        i: &[Payload],
+        o: &mut [Payload],
+    ) -> Result<(), NodeError> {
+        let input = i[0].audio()?;
+        let out = o[0].audio_buf();
+        out.extend(
+            input
+                .iter()
+                .map(|x| x + 0.01 * (self.rng.next_f64() as f32 - 0.5)),
+        );
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.rng = SplitMix64::new(self.seed);
+    }
 }
