@@ -21,6 +21,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use antiphon_framework::{AudioSide, OutputEvent, OutputParam};
 use antiphon_nodes::session::{DryUntilReady, Session, State, Status};
@@ -36,10 +37,20 @@ use antiphon_framework::knobs::Binding;
 use knob_table::{Knob, KNOBS};
 use params::AntiphonParams;
 
+/// How long an offline render waits for the model at activation.
+const OFFLINE_LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one offline `process` call waits for generation before giving up
+/// (the render then continues dry, with an error logged).
+const OFFLINE_BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running stream: the endpoint's audio half and the session that feeds it.
 struct Running {
     audio: AudioSide,
     session: Session,
+    /// The host renders offline (a bounce): `process` waits for generation.
+    offline: bool,
+    /// An offline wait timed out: the rest of this render is dry.
+    offline_failed: bool,
 }
 
 /// The plugin.
@@ -78,14 +89,16 @@ impl Antiphon {
     #[inline]
     fn collect_changes(
         &mut self,
-        session: &Session,
+        run: &Running,
         clock: u64,
         events: &mut [OutputEvent; 3],
     ) -> usize {
+        let session = &run.session;
         let knobs = session.knobs();
         let mut n = 0;
         let bypass = self.params.value(Knob::BYPASS) >= 0.5;
-        if let Some(ev) = self.gate.event(session.state() == State::Ready, bypass) {
+        let ready = session.state() == State::Ready && !run.offline_failed;
+        if let Some(ev) = self.gate.event(ready, bypass) {
             events[n] = ev;
             n += 1;
         }
@@ -173,10 +186,27 @@ impl Plugin for Antiphon {
         // Dropping the old session only signals it: it stops in the background.
         self.running = None;
         presets::check_chosen(&self.params);
-        let cfg = stream::config(config.sample_rate as f64, &self.params.model_dir);
+        let offline = config.process_mode == ProcessMode::Offline;
+        let cfg = stream::config(config.sample_rate as f64, &self.params.model_dir, offline);
         match Session::start(cfg) {
             Ok((audio, session)) => {
-                self.running = Some(Running { audio, session });
+                if offline {
+                    // A bounce must hear the model from its first sample:
+                    // wait for it here (bounded), not in `process`.
+                    let state = session.wait_ready(OFFLINE_LOAD_TIMEOUT);
+                    if state != State::Ready {
+                        nice_error!(
+                            "Antiphon: offline render without the model ({}): the output is dry",
+                            session.status().reason
+                        );
+                    }
+                }
+                self.running = Some(Running {
+                    audio,
+                    session,
+                    offline,
+                    offline_failed: false,
+                });
                 // Everything is re-sent to the fresh endpoint on the first block.
                 self.sent = [f32::NAN; KNOBS.len()];
                 self.gate.reset();
@@ -219,8 +249,23 @@ impl Plugin for Antiphon {
             param: OutputParam::Mix,
             value: 0.0,
         }; 3];
-        let n = self.collect_changes(&run.session, clock, &mut events);
-        run.audio.process(buffer.as_slice(), &events[..n]);
+        let n = self.collect_changes(&run, clock, &mut events);
+        if run.offline && !run.offline_failed && run.session.state() == State::Ready {
+            // Offline (a bounce): wait for generation instead of gap-filling.
+            let complete =
+                run.audio
+                    .process_offline(buffer.as_slice(), &events[..n], OFFLINE_BLOCK_TIMEOUT);
+            if !complete {
+                run.offline_failed = true;
+                nice_error!(
+                    "Antiphon: offline render: generation gave no audio for {} s ({}); the rest of this render is dry",
+                    OFFLINE_BLOCK_TIMEOUT.as_secs(),
+                    run.session.errors().last().map_or("no error reported", |e| e.as_str())
+                );
+            }
+        } else {
+            run.audio.process(buffer.as_slice(), &events[..n]);
+        }
         self.running = Some(run);
         // Generation keeps talking through silent input.
         ProcessStatus::KeepAlive

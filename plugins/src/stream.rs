@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use antiphon_framework::engine::EngineConfig;
+use antiphon_framework::engine::{EngineConfig, RunMode};
 use antiphon_nodes::session::{Level, ModelChoice, SessionConfig};
 
 use crate::knob_table;
@@ -18,13 +18,19 @@ fn choice(model_dir: &RwLock<String>) -> ModelChoice {
     ModelChoice::parse(&model_dir.read().map(|s| s.clone()).unwrap_or_default())
 }
 
-/// Session settings for an activation at `sample_rate`, following `model_dir`.
-pub fn config(sample_rate: f64, model_dir: &Arc<RwLock<String>>) -> SessionConfig {
+/// Session settings for an activation at `sample_rate`, following `model_dir`;
+/// `offline` when the host renders offline (generation is waited for).
+pub fn config(sample_rate: f64, model_dir: &Arc<RwLock<String>>, offline: bool) -> SessionConfig {
     let mut cfg = SessionConfig::new(sample_rate);
     cfg.model = choice(model_dir);
     cfg.knobs = knob_table::specs();
     cfg.engine = EngineConfig {
         workers: 2,
+        mode: if offline {
+            RunMode::Offline
+        } else {
+            RunMode::Realtime
+        },
         ..Default::default()
     };
     cfg.log = Some(Arc::new(|level, msg| match level {
@@ -119,7 +125,7 @@ mod tests {
     #[test]
     fn a_missing_folder_fails_with_a_reason_and_the_builtin_model_is_then_heard() {
         let dir = Arc::new(RwLock::new("/no/such/model".to_string()));
-        let (mut audio, s) = Session::start(config(48_000.0, &dir)).unwrap();
+        let (mut audio, s) = Session::start(config(48_000.0, &dir, false)).unwrap();
         let mut gate = DryUntilReady::default();
         assert!(play(&mut audio, &s, &mut gate, 10.0, |_, _, _| s.state()
             == State::Failed));

@@ -152,9 +152,11 @@ fn the_builtin_model_loads_in_the_background_and_is_heard() {
     assert!(s.report().unwrap().frames >= 20);
 }
 
-/// A loader that takes `secs` unless cancelled; flags when it gave up.
-fn slow_loader(secs: f64, gave_up: Arc<AtomicBool>) -> LoadFn {
+/// A loader that takes `secs` unless cancelled; flags when it started and
+/// when it gave up.
+fn slow_loader(secs: f64, started: Arc<AtomicBool>, gave_up: Arc<AtomicBool>) -> LoadFn {
     Arc::new(move |c, cancel| {
+        started.store(true, Ordering::Release);
         let t0 = Instant::now();
         while t0.elapsed().as_secs_f64() < secs {
             if cancel.is_cancelled() {
@@ -172,7 +174,7 @@ fn dropping_the_session_during_a_10_s_load_returns_at_once_and_cancels_it() {
     let gave_up = Arc::new(AtomicBool::new(false));
     let mut cfg = SessionConfig::new(RATE);
     cfg.model = ModelChoice::Dir("/slow/model".into());
-    cfg.loader = slow_loader(10.0, gave_up.clone());
+    cfg.loader = slow_loader(10.0, Default::default(), gave_up.clone());
     let (mut dev, s) = session(cfg);
     for _ in 0..10 {
         assert_eq!(dev.block(&s), Heard::Dry, "dry while loading");
@@ -202,13 +204,15 @@ fn changing_the_model_during_a_slow_load_never_waits() {
     let gave_up = Arc::new(AtomicBool::new(false));
     let mut cfg = SessionConfig::new(RATE);
     cfg.model = ModelChoice::Dir("/slow/model".into());
-    let slow = slow_loader(10.0, gave_up.clone());
+    let started = Arc::new(AtomicBool::new(false));
+    let slow = slow_loader(10.0, started.clone(), gave_up.clone());
     cfg.loader = Arc::new(move |c, cancel| match c {
         ModelChoice::Builtin => load_model(c),
         _ => slow(c, cancel),
     });
     let (mut dev, s) = session(cfg);
-    dev.block(&s);
+    dev.run_until(&s, 2.0, |_, _| started.load(Ordering::Acquire))
+        .expect("the slow load started");
     let t0 = Instant::now();
     s.set_model(ModelChoice::Builtin);
     assert!(t0.elapsed() < Duration::from_millis(5), "set_model waited");

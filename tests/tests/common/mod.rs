@@ -8,6 +8,8 @@ use std::process::Command;
 
 use clack_extensions::latency::PluginLatency;
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::PluginRender;
+pub use clack_extensions::render::RenderMode;
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
@@ -98,6 +100,7 @@ pub struct Loaded {
     pub params: PluginParams,
     pub state: PluginState,
     pub latency: Option<PluginLatency>,
+    pub render: Option<PluginRender>,
     _entry: PluginEntry,
 }
 
@@ -126,11 +129,13 @@ pub fn load(path: &Path) -> Loaded {
     let params = h.get_extension::<PluginParams>().expect("params extension");
     let state = h.get_extension::<PluginState>().expect("state extension");
     let latency = h.get_extension::<PluginLatency>();
+    let render = h.get_extension::<PluginRender>();
     Loaded {
         instance,
         params,
         state,
         latency,
+        render,
         _entry: entry,
     }
 }
@@ -183,6 +188,15 @@ impl Loaded {
         let h = self.instance.plugin_handle();
         let mut r = std::io::Cursor::new(blob);
         self.state.load(&h, &mut r).map_err(|e| e.to_string())
+    }
+
+    /// Tells the plugin how the next activation renders (CLAP `render` extension).
+    pub fn set_render_mode(&mut self, mode: RenderMode) {
+        let h = self.instance.plugin_handle();
+        self.render
+            .expect("render extension")
+            .set(&h, mode)
+            .expect("render mode accepted");
     }
 
     pub fn latency(&mut self) -> u32 {
