@@ -24,6 +24,7 @@ pub fn config(sample_rate: f64, model_dir: &Arc<RwLock<String>>, offline: bool) 
     let mut cfg = SessionConfig::new(sample_rate);
     cfg.model = choice(model_dir);
     cfg.knobs = knob_table::specs();
+    cfg.start_dry = !offline;
     cfg.engine = EngineConfig {
         workers: 2,
         mode: if offline {

@@ -150,6 +150,10 @@ pub struct SessionConfig {
     pub loader: LoadFn,
     /// Wraps the graph's nodes (stall injection); `None` for the plain graph.
     pub wrap: Option<WrapFn>,
+    /// The endpoint starts passing the input through (no model yet). Off for
+    /// an offline render that waits for the model before its first block, so
+    /// its output starts with the engine's silent delay, not a crossfade.
+    pub start_dry: bool,
     pub log: Option<LogFn>,
     /// A model choice stored elsewhere (a plugin's saved state) that the
     /// session follows: read every tick, and a change switches models.
@@ -170,6 +174,7 @@ impl SessionConfig {
             knobs: knob_specs(8),
             loader: default_loader(),
             wrap: None,
+            start_dry: true,
             log: None,
             follow: None,
         }
@@ -216,10 +221,12 @@ impl Session {
     pub fn start(cfg: SessionConfig) -> Result<(AudioSide, Session), String> {
         let knobs = KnobBus::new(cfg.knobs.clone()).map_err(|e| format!("knobs: {e}"))?;
         let (mut audio, gen) = endpoint(&EndpointConfig::new(cfg.sample_rate));
-        // Start dry, not fading in from silence: there is no model yet
-        // (see [`DryUntilReady`]).
-        audio.set_param(OutputParam::Bypass, 1.0);
-        audio.reset();
+        if cfg.start_dry {
+            // Start dry, not fading in from silence: there is no model yet
+            // (see [`DryUntilReady`]).
+            audio.set_param(OutputParam::Bypass, 1.0);
+            audio.reset();
+        }
         let shared = Arc::new(Shared {
             status: status::StatusCell::new(cfg.model.to_string()),
             want: Mutex::new(cfg.model.clone()),
