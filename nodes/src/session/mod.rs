@@ -383,6 +383,8 @@ struct Control {
     failed_since: Option<Instant>,
     /// The last value read through [`SessionConfig::follow`].
     followed: Option<ModelChoice>,
+    /// The model the running engine was built from (for restarts).
+    bundle: Option<Arc<ModelBundle>>,
 }
 
 impl Control {
@@ -398,6 +400,7 @@ impl Control {
             loading: None,
             failed_since: None,
             followed: None,
+            bundle: None,
         }
     }
 
@@ -424,6 +427,9 @@ impl Control {
         while !self.shared.stop.load(Ordering::Acquire) {
             self.follow_choice();
             self.poll_load();
+            if self.shared.reset.swap(false, Ordering::AcqRel) {
+                self.restart();
+            }
             match self.shared.engine() {
                 Some(engine) => self.watch(&engine),
                 None => {
@@ -538,6 +544,7 @@ impl Control {
             WallClock::new(),
         );
         *self.shared.engine.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(engine));
+        self.bundle = Some(bundle);
         self.failed_since = None;
         self.set_status(State::Ready, format!("model `{}` running", self.choice));
     }
@@ -571,11 +578,20 @@ impl Control {
         Some(report)
     }
 
-    /// Resets on request; reports a generation failure and restarts the stream.
-    fn watch(&mut self, engine: &Engine) {
-        if self.shared.reset.swap(false, Ordering::AcqRel) {
-            engine.reset();
+    /// A reset (host reset, the reset knob): a fresh engine on the same model,
+    /// starting from the newest input. A new engine rather than
+    /// [`Engine::reset`], so nothing learned before the reset (stage speeds
+    /// measured under a burst, the lead controller's history) carries over.
+    fn restart(&mut self) {
+        if let Some(bundle) = self.bundle.clone() {
+            if self.stop_engine().is_some() {
+                self.start_engine(bundle);
+            }
         }
+    }
+
+    /// Reports a generation failure and restarts the stream.
+    fn watch(&mut self, engine: &Engine) {
         let failed = engine.status().failed;
         match (failed, self.failed_since) {
             (true, None) => {
