@@ -380,7 +380,9 @@ struct Control {
     seen_version: u64,
     choice: ModelChoice,
     loading: Option<(Receiver<Result<Arc<ModelBundle>, String>>, Cancel)>,
-    failed_since: Option<Instant>,
+    /// Since when generation has failed, and how many frames it had written at
+    /// the last retry (it has recovered once it writes more).
+    failed_since: Option<(Instant, u64)>,
     /// The last value read through [`SessionConfig::follow`].
     followed: Option<ModelChoice>,
     /// The model the running engine was built from (for restarts).
@@ -592,21 +594,21 @@ impl Control {
 
     /// Reports a generation failure and restarts the stream.
     fn watch(&mut self, engine: &Engine) {
-        let failed = engine.status().failed;
-        match (failed, self.failed_since) {
+        let st = engine.status();
+        match (st.failed, self.failed_since) {
             (true, None) => {
                 let why = engine.errors().last().cloned().unwrap_or_default();
-                self.failed_since = Some(Instant::now());
+                self.failed_since = Some((Instant::now(), st.frames));
                 self.set_status(
                     State::Failed,
                     format!("generation failed: {why}; restarting the stream"),
                 );
             }
-            (true, Some(t)) if t.elapsed() >= RETRY_EVERY => {
-                self.failed_since = Some(Instant::now());
+            (true, Some((t, _))) if t.elapsed() >= RETRY_EVERY => {
                 engine.reset();
+                self.failed_since = Some((Instant::now(), engine.status().frames));
             }
-            (false, Some(_)) => {
+            (false, Some((_, frames))) if st.frames > frames => {
                 self.failed_since = None;
                 self.set_status(
                     State::Ready,
