@@ -397,8 +397,9 @@ const RATE: f64 = 48_000.0;
 /// 10 ms blocks at 48 kHz.
 const N: usize = 480;
 /// Blocks a change may take to be heard: the session notices it within a
-/// tick (5 ms), then the 5 ms bypass crossfade runs.
-const SETTLE: usize = 3;
+/// tick (5 ms) and stops the old engine, then the 5 ms bypass crossfade runs;
+/// 100 ms allows for a loaded machine (40 ms seen).
+const SETTLE: usize = 10;
 
 fn all_dry_after_settling(heard: &[Heard]) -> bool {
     heard.len() > SETTLE && heard[SETTLE..].iter().all(|h| *h == Heard::Dry)
