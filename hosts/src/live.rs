@@ -171,6 +171,15 @@ pub fn run(args: LiveArgs) -> Result<()> {
         eprintln!("\r\x1b[2K{tag}{msg}");
     }));
     let (mut audio, session) = Session::start(cfg).map_err(|e| anyhow!(e))?;
+    // A command line can wait for its model (a plugin never does): the
+    // conversation starts with the model, and a bad model is an error before
+    // any device opens. The audio side still follows the session's state.
+    let progress = progress::spinner("loading the model");
+    let state = session.wait_ready(std::time::Duration::from_secs(600));
+    progress.finish_and_clear();
+    if state != State::Ready {
+        bail!("{}", session.status().reason);
+    }
     if let Some(p) = &preset {
         apply_knobs(session.knobs(), p, 0).map_err(|e| anyhow!(e))?;
     }
