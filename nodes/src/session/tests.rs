@@ -447,3 +447,46 @@ fn a_reset_during_a_stall_never_waits_and_the_stream_comes_back() {
     assert!(n * 20 <= 1000, "{} ms after the stall", n * 20);
     assert_eq!(s.state(), State::Ready);
 }
+
+#[test]
+fn a_worker_panic_during_an_offline_render_ends_the_wait_with_a_reason() {
+    use antiphon_framework::engine::RunMode;
+    let faults = Faults::default();
+    let mut cfg = SessionConfig::new(RATE);
+    cfg.wrap = Some(faulty_decoder(&faults));
+    cfg.engine.mode = RunMode::Offline;
+    cfg.start_dry = false;
+    let (mut audio, s) = Session::start(cfg).unwrap();
+    assert_eq!(s.wait_ready(Duration::from_secs(30)), State::Ready);
+    let mut block = vec![0.0f32; 4096];
+    let timeout = Duration::from_secs(1);
+    for i in 0..20u64 {
+        for (k, x) in block.iter_mut().enumerate() {
+            *x = 0.5 * speechlike(i * 4096 + k as u64, RATE);
+        }
+        assert!(
+            audio.process_offline(&mut [&mut block[..]], &[], timeout),
+            "block {i}"
+        );
+    }
+    faults.panic.store(true, Ordering::Release);
+    let t0 = Instant::now();
+    let mut complete = true;
+    for _ in 0..10 {
+        complete &= audio.process_offline(&mut [&mut block[..]], &[], timeout);
+        if !complete {
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    println!(
+        "offline render with a panicking worker: the wait ended after {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(!complete, "a render whose generator panics cannot complete");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    s.wait_ready(Duration::from_millis(100));
+    let st = s.status();
+    assert_eq!(st.state, State::Failed, "{st:?}");
+    assert!(st.reason.contains("injected fault"), "{st:?}");
+}
