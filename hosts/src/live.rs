@@ -2,15 +2,16 @@
 //! or JACK via cpal's JACK host). The output device's callback is the audio
 //! thread: it takes the microphone's samples from a lock-free ring (filled by
 //! the input callback), runs the endpoint in place and plays the result.
-//! Generation runs on the engine's workers, as everywhere else.
+//! Generation runs in a session (`antiphon_nodes::session`), the same core the
+//! plugin uses: the devices start at once and pass the microphone through dry
+//! while the model loads, then the model's reply plays.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use antiphon_framework::clock::WallClock;
-use antiphon_framework::endpoint::{endpoint, EndpointConfig};
-use antiphon_framework::engine::Engine;
+use antiphon_framework::endpoint::OutputParam;
+use antiphon_nodes::session::{apply_knobs, DryUntilReady, Level, Session, SessionConfig, State};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
@@ -19,7 +20,7 @@ use crate::cli::{Backend, LiveArgs};
 use crate::outputs;
 use crate::progress;
 use crate::realtime::output_params;
-use crate::setup::{engine_config, Loaded};
+use crate::setup::{engine_config, find_preset, model_choice, session_knobs};
 
 /// Largest block handled in one piece; longer device buffers are split.
 const MAX_BLOCK: usize = 8192;
@@ -158,13 +159,39 @@ pub fn run(args: LiveArgs) -> Result<()> {
     };
     let out_stream_cfg: cpal::StreamConfig = out_cfg.config();
 
-    let loaded = Loaded::new(&args.model)?;
-    let (graph, knobs) = loaded.graph(rate.0 as f64, None)?;
-    let cfg = engine_config(loaded.workers, args.out.trace.is_some(), 5.0);
-    let (mut audio, gen) = endpoint(&EndpointConfig::new(rate.0 as f64));
-    for (p, v) in output_params(&knobs) {
-        audio.set_param(p, v);
+    let preset = find_preset(&args.model)?;
+    let choice = model_choice(&args.model, preset.as_ref());
+    let mut cfg = SessionConfig::new(rate.0 as f64);
+    cfg.model = choice.clone();
+    cfg.engine = engine_config(args.model.workers as usize, args.out.trace.is_some(), 5.0);
+    cfg.seed = args.model.seed;
+    cfg.knobs = session_knobs();
+    cfg.log = Some(Arc::new(|level, msg| {
+        let tag = if level == Level::Error { "error: " } else { "" };
+        eprintln!("\r\x1b[2K{tag}{msg}");
+    }));
+    let (mut audio, session) = Session::start(cfg).map_err(|e| anyhow!(e))?;
+    // A command line can wait for its model (a plugin never does): the
+    // conversation starts with the model, and a bad model is an error before
+    // any device opens. The audio side still follows the session's state.
+    let progress = progress::spinner("loading the model");
+    let state = session.wait_ready(std::time::Duration::from_secs(600));
+    progress.finish_and_clear();
+    if state != State::Ready {
+        bail!("{}", session.status().reason);
     }
+    if let Some(p) = &preset {
+        apply_knobs(session.knobs(), p, 0).map_err(|e| anyhow!(e))?;
+    }
+    // Bypass follows the model's state (DryUntilReady), the rest the knobs.
+    for (p, v) in output_params(session.knobs()) {
+        if p != OutputParam::Bypass {
+            audio.set_param(p, v);
+        }
+    }
+    let session = Arc::new(session);
+    let s_out = session.clone();
+    let mut gate = DryUntilReady::default();
     let meters = Arc::new(Meters::default());
     let endpoint_stats = audio.stats().clone();
     // Microphone → audio thread: mono samples, one second of room.
@@ -203,7 +230,8 @@ pub fn run(args: LiveArgs) -> Result<()> {
             for (v, c) in views.iter_mut().zip(planar.iter_mut()) {
                 *v = &mut c[..n];
             }
-            audio.process(&mut views[..k], &[]);
+            let ev = gate.event(s_out.state() == State::Ready, false);
+            audio.process(&mut views[..k], ev.as_slice());
             for i in 0..n {
                 for c in 0..out_ch {
                     let y = if c < k { views[c][i] } else { views[0][i] };
@@ -247,7 +275,6 @@ pub fn run(args: LiveArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot open output device `{out_name}` ({backend})"))?;
 
-    let engine = Engine::start(graph, gen, cfg, knobs, WallClock::new());
     in_stream
         .play()
         .map_err(|e| anyhow!("cannot start input `{in_name}`: {e}"))?;
@@ -259,9 +286,8 @@ pub fn run(args: LiveArgs) -> Result<()> {
     let s2 = stop.clone();
     let _ = ctrlc::set_handler(move || s2.store(true, Ordering::Relaxed));
     eprintln!(
-        "live on {backend}: in `{in_name}`, out `{out_name}`, {} Hz, {out_ch} channel(s), model {}{}",
+        "live on {backend}: in `{in_name}`, out `{out_name}`, {} Hz, {out_ch} channel(s), model {choice} (dry until loaded){}",
         rate.0,
-        loaded.bundle.manifest.name,
         if args.seconds.is_none() { " — Ctrl-C to stop" } else { "" }
     );
     let t0 = Instant::now();
@@ -270,8 +296,7 @@ pub fn run(args: LiveArgs) -> Result<()> {
         && args.seconds.is_none_or(|s| t0.elapsed().as_secs_f64() < s)
     {
         std::thread::sleep(Duration::from_millis(250));
-        if tty {
-            let st = engine.status();
+        if let (true, Some(st)) = (tty, session.engine_status()) {
             let i = f32::from_bits(meters.input_peak.swap(0, Ordering::Relaxed));
             let o = f32::from_bits(meters.output_peak.swap(0, Ordering::Relaxed));
             eprint!(
@@ -285,8 +310,22 @@ pub fn run(args: LiveArgs) -> Result<()> {
     }
     drop(in_stream);
     drop(out_stream);
-    let trace = engine.trace_json();
-    let report = engine.stop();
+    let trace = session.trace_json();
+    let status = session.status();
+    let report = match Arc::try_unwrap(session) {
+        Ok(s) => s.stop(),
+        Err(s) => s.report(),
+    };
+    let Some(report) = report else {
+        bail!(
+            "the model never ran: {}",
+            if status.state == State::Failed {
+                status.reason
+            } else {
+                "still loading when the session ended".into()
+            }
+        );
+    };
     print!("{}", report.summary(true));
     // Our side: gap-filled callbacks (above) and callbacks that overran their period.
     let period_ms = meters.max_block.load(Ordering::Relaxed) as f64 / rate.0 as f64 * 1000.0;

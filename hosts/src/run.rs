@@ -3,6 +3,7 @@
 
 use antiphon_framework::engine::render_offline;
 use antiphon_framework::report::Report;
+use antiphon_nodes::session::mix_offline;
 use anyhow::{Context, Result};
 
 use crate::cli::{Pace, RunArgs};
@@ -44,34 +45,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             let rendered = render_offline(graph, mono, cfg, knobs.clone());
             spin.finish_and_clear();
             let (out, report, trace) = rendered.context("rendering failed")?;
-            // No audio thread offline: apply the output-stage knobs the way the endpoint does.
-            let get = |id: &str| knobs.id(id).map(|k| knobs.latest(k));
-            let gain = get("gain_db").map_or(1.0, |db| {
-                if db <= -100.0 {
-                    0.0
-                } else {
-                    10f32.powf(db / 20.0)
-                }
-            });
-            let mix = get("mix").unwrap_or(1.0);
-            let bypass = get("bypass").unwrap_or(0.0) >= 0.5;
-            let reply: Vec<Vec<f32>> = audio
-                .channels
-                .iter()
-                .map(|dry| {
-                    (0..total)
-                        .map(|i| {
-                            let d = dry.get(i).copied().unwrap_or(0.0);
-                            let w = out.get(i).copied().unwrap_or(0.0);
-                            if bypass {
-                                d
-                            } else {
-                                gain * ((1.0 - mix) * d + mix * w)
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
+            // No audio thread offline: the output stage runs through an
+            // endpoint all the same (one gain rule, see the session core).
+            let mut wet = out;
+            wet.resize(total, 0.0);
+            let reply = mix_offline(&audio.channels, &wet, rate, &knobs);
             (reply, report, trace)
         }
         Pace::Realtime => {

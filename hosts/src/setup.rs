@@ -1,6 +1,7 @@
-//! What every command that generates needs: the model (from `--model`, the
-//! preset, or the built-in one), the canonical graph at the device rate, and a
-//! knob bus with the preset applied.
+//! What every command that generates needs, from the session core
+//! (`antiphon_nodes::session`): the model (from `--model`, the preset, or the
+//! built-in one, through the shared model cache and loader), the canonical
+//! graph at the device rate, and a knob bus with the preset applied.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +10,13 @@ use antiphon_framework::endpoint::OutputParam;
 use antiphon_framework::engine::{EngineConfig, Pacing};
 use antiphon_framework::graph::Graph;
 use antiphon_framework::knobs::KnobBus;
-use antiphon_framework::preset::{self, Preset};
-use antiphon_nodes::graph::canonical_graph_with;
+use antiphon_framework::node::Node;
+use antiphon_nodes::session::{
+    apply_knobs, build_graph, knob_specs, load_model, FoundPreset, ModelCache, ModelChoice,
+    Presets, WrapFn,
+};
 use antiphon_nodes::ModelBundle;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
 use crate::cli::ModelArgs;
 use crate::script::{KnobChange, Stall};
@@ -20,13 +24,17 @@ use crate::stall::Stalled;
 
 pub use antiphon_framework::endpoint::output_knobs;
 
+/// Codebook depth presets and scripts may ask for: up to Mimi's 32 (the
+/// decoder clamps to what the model generates).
+pub const MAX_CODEBOOK_DEPTH: usize = 32;
+
 /// The endpoint parameter an output knob drives.
 pub fn output_param(id: &str) -> Option<OutputParam> {
     OutputParam::from_knob_id(id)
 }
 
-/// Where presets live: `$ANTIPHON_PRESETS`, `./presets`, else the folder
-/// shipped next to the sources.
+/// Where preset files are listed from: the explicit folder, `$ANTIPHON_PRESETS`,
+/// `./presets`, else the folder shipped next to the sources.
 pub fn presets_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(d) = explicit {
         return d.to_path_buf();
@@ -41,93 +49,92 @@ pub fn presets_dir(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../presets"))
 }
 
-/// A loaded model and the preset file chosen with it.
+/// The host's preset lookup: `$ANTIPHON_PRESETS`, the user's folder,
+/// `./presets`, then the shipped presets.
+pub fn presets() -> Presets {
+    let mut p = Presets::standard();
+    p.dirs.push(PathBuf::from("presets"));
+    p
+}
+
+/// Wraps the backbone with a stall injector.
+pub fn stall_wrap(stall: Stall) -> WrapFn {
+    Arc::new(move |name: &str, node: Box<dyn Node>| -> Box<dyn Node> {
+        if name == "backbone" {
+            Box::new(Stalled::new(node, stall))
+        } else {
+            node
+        }
+    })
+}
+
+/// The model to run: `--model`, else the preset's, else the built-in one.
+pub fn model_choice(args: &ModelArgs, preset: Option<&FoundPreset>) -> ModelChoice {
+    match (&args.model, preset.and_then(|p| p.model.clone())) {
+        (Some(d), _) => ModelChoice::Dir(d.clone()),
+        (None, Some(m)) => m,
+        (None, None) => ModelChoice::Builtin,
+    }
+}
+
+/// The `--preset`, found and checked (errors name file, field and range).
+pub fn find_preset(args: &ModelArgs) -> Result<Option<FoundPreset>> {
+    args.preset
+        .as_deref()
+        .map(|p| {
+            presets()
+                .find(p, &session_knobs())
+                .map_err(|e| anyhow!("{e} (see `antiphon presets`)"))
+        })
+        .transpose()
+}
+
+/// Every knob a host session has.
+pub fn session_knobs() -> Vec<antiphon_framework::knobs::KnobSpec> {
+    knob_specs(MAX_CODEBOOK_DEPTH)
+}
+
+/// A loaded model and the preset chosen with it.
 pub struct Loaded {
-    pub bundle: ModelBundle,
-    pub preset_file: Option<PathBuf>,
+    pub bundle: Arc<ModelBundle>,
+    pub preset: Option<FoundPreset>,
     pub seed: u64,
     pub workers: usize,
 }
 
 impl Loaded {
     pub fn new(args: &ModelArgs) -> Result<Self> {
-        let preset_file = match &args.preset {
-            None => None,
-            Some(p) => {
-                let dir = presets_dir(None);
-                Some(preset::resolve(p, &dir).ok_or_else(|| {
-                    anyhow!(
-                        "preset `{p}` not found: not a file, and no {p}.toml or {p}.json in `{}` (see `antiphon presets`)",
-                        dir.display()
-                    )
-                })?)
+        let preset = find_preset(args)?;
+        let choice = model_choice(args, preset.as_ref());
+        let bundle = match ModelCache::global().get(&choice) {
+            Some(b) => b,
+            None => {
+                let b = Arc::new(load_model(&choice).map_err(|e| anyhow!(e))?);
+                ModelCache::global().insert(&choice, &b);
+                b
             }
-        };
-        let model_dir = match (&args.model, &preset_file) {
-            (Some(d), _) => Some(d.clone()),
-            (None, Some(f)) => preset_model(f)?,
-            (None, None) => None,
-        };
-        let bundle = match &model_dir {
-            Some(d) => ModelBundle::load(d).map_err(|e| anyhow!("cannot load the model: {e}"))?,
-            None => ModelBundle::builtin()
-                .map_err(|e| anyhow!("cannot prepare the built-in model: {e}"))?,
         };
         Ok(Self {
             bundle,
-            preset_file,
+            preset,
             seed: args.seed,
             workers: args.workers as usize,
         })
     }
 
     /// The canonical graph at `rate`, its backbone optionally stalled, and the
-    /// knob bus with the preset applied (errors name file, field and range).
+    /// knob bus with the preset applied.
     pub fn graph(&self, rate: f64, stall: Option<Stall>) -> Result<(Graph, Arc<KnobBus>)> {
-        let graph = canonical_graph_with(&self.bundle, rate, self.seed, |name, node| match stall {
-            Some(s) if name == "backbone" => Box::new(Stalled::new(node, s)),
-            _ => node,
-        })
-        .map_err(|e| anyhow!("cannot build the graph at {rate} Hz: {e}"))?;
+        let wrap = stall.map(stall_wrap);
+        let graph =
+            build_graph(&self.bundle, rate, self.seed, wrap.as_ref()).map_err(|e| anyhow!(e))?;
         let knobs = antiphon_nodes::graph::knob_bus(&graph, output_knobs())
             .map_err(|e| anyhow!("knobs: {e}"))?;
-        if let Some(f) = &self.preset_file {
-            let p = Preset::load(f, knobs.specs()).map_err(|e| anyhow!("{e}"))?;
-            for (id, v) in &p.knobs {
-                knobs
-                    .set_by_id(id, *v as f32, 0)
-                    .map_err(|e| anyhow!("preset {}: {e}", f.display()))?;
-            }
+        if let Some(p) = &self.preset {
+            apply_knobs(&knobs, p, 0).map_err(|e| anyhow!(e))?;
         }
         Ok((graph, knobs))
     }
-}
-
-/// The `model` field of a preset file: `None` for "builtin" or absent.
-fn preset_model(file: &Path) -> Result<Option<PathBuf>> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read preset `{}`", file.display()))?;
-    let model = if file.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("model").and_then(|m| m.as_str().map(String::from)))
-    } else {
-        toml::from_str::<toml::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("model").and_then(|m| m.as_str().map(String::from)))
-    };
-    Ok(match model.as_deref() {
-        None | Some("builtin") | Some("") => None,
-        Some(m) => {
-            let p = PathBuf::from(m);
-            // Relative model paths are relative to the preset file first.
-            let beside = file.parent().map(|d| d.join(&p));
-            Some(match beside {
-                Some(b) if p.is_relative() && b.is_dir() => b,
-                _ => p,
-            })
-        }
-    })
 }
 
 /// Engine settings shared by the commands.

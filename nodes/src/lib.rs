@@ -15,6 +15,8 @@
 //! * [`graph::canonical_graph`]: the same nodes as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
+//! * [`session`]: the session core both front ends use (model loading and
+//!   cache, graph, knob bus, presets, engine, status).
 
 pub mod backbone;
 pub mod builtin;
@@ -33,6 +35,7 @@ pub mod output;
 pub mod resample;
 pub mod rng;
 pub mod sampling;
+pub mod session;
 pub mod spec;
 pub mod weights;
 

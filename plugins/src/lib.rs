@@ -3,8 +3,9 @@
 //! * [`knob_table`]: the knobs (ids, ranges, units, bindings).
 //! * [`params`]: host parameters and persisted model directory / preset.
 //! * [`state`]: saved-state sanitising (foreign or out-of-range → defaults).
-//! * [`engine`]: the generation side (model loading, the canonical graph on the engine).
-//! * [`presets`]: the shared `presets/` files.
+//! * [`stream`]: the session core's settings for the plugin (model loading,
+//!   the canonical graph on the engine, status: `antiphon_nodes::session`).
+//! * [`presets`]: the presets (shipped ones compiled in, plus folders).
 //!
 //! **Latency.** The plugin reports **0 samples** to the host. The dry path is
 //! zero-latency, and the model's output is a *reply*, not a processed copy of
@@ -20,71 +21,90 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
-use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::{AudioSide, OutputEvent, OutputParam};
+use antiphon_nodes::session::{DryUntilReady, Session, State, Status};
 use nice_plug::prelude::*;
 
-pub mod engine;
 pub mod knob_table;
 pub mod params;
 pub mod presets;
 pub mod state;
+pub mod stream;
 
 use antiphon_framework::knobs::Binding;
-use engine::{Engine, EngineHandle, ModelChoice, Status};
 use knob_table::{Knob, KNOBS};
 use params::AntiphonParams;
 
-/// A running stream: the endpoint's audio half and the engine that feeds it.
+/// How long an offline render waits for the model at activation.
+const OFFLINE_LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one offline `process` call waits for generation before giving up
+/// (the render then continues dry, with an error logged).
+const OFFLINE_BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running stream: the endpoint's audio half and the session that feeds it.
 struct Running {
     audio: AudioSide,
-    engine: EngineHandle,
+    session: Session,
+    /// The host renders offline (a bounce): `process` waits for generation.
+    offline: bool,
+    /// An offline wait timed out: the rest of this render is dry.
+    offline_failed: bool,
 }
 
 /// The plugin.
 pub struct Antiphon {
     params: Arc<AntiphonParams>,
-    knobs: Arc<KnobBus>,
     running: Option<Running>,
     /// Last value sent per knob (NaN = never sent), so unchanged knobs cost nothing.
     sent: [f32; KNOBS.len()],
+    /// Dry until the session is ready.
+    gate: DryUntilReady,
 }
 
 impl Default for Antiphon {
     fn default() -> Self {
         Self {
             params: Arc::new(AntiphonParams::default()),
-            knobs: knob_table::new_bus(),
             running: None,
             sent: [f32::NAN; KNOBS.len()],
+            gate: DryUntilReady::default(),
         }
     }
 }
 
 impl Antiphon {
-    /// The model status and its reason, for hosts/UIs that can show it
-    /// (`None` while inactive).
-    pub fn status(&self) -> Option<(Status, String)> {
-        self.running.as_ref().map(|r| {
-            let s = r.engine.status();
-            (s.status(), s.reason())
-        })
+    /// The session's status (model, loading/ready/failed and why), for hosts
+    /// and editors that can show it (`None` while inactive).
+    pub fn status(&self) -> Option<Status> {
+        self.running.as_ref().map(|r| r.session.status())
     }
 
     /// Forwards changed knobs: output-stage ones as endpoint events at offset 0
     /// (nice-plug splits blocks at automation points, so offset 0 of this
-    /// sub-block *is* the event's sample), the rest into the knob bus stamped
-    /// with the audio clock. Returns how many events were written.
+    /// sub-block *is* the event's sample), the rest into the session's knob bus
+    /// stamped with the audio clock. Bypass follows [`DryUntilReady`]. Returns
+    /// how many events were written.
     #[inline]
-    fn collect_changes(&mut self, clock: u64, ready: bool, events: &mut [OutputEvent; 3]) -> usize {
+    fn collect_changes(
+        &mut self,
+        run: &Running,
+        clock: u64,
+        events: &mut [OutputEvent; 3],
+    ) -> usize {
+        let session = &run.session;
+        let knobs = session.knobs();
         let mut n = 0;
+        let bypass = self.params.value(Knob::BYPASS) >= 0.5;
+        let ready = session.state() == State::Ready && !run.offline_failed;
+        if let Some(ev) = self.gate.event(ready, bypass) {
+            events[n] = ev;
+            n += 1;
+        }
         for (i, def) in KNOBS.iter().enumerate() {
             let k = Knob(i);
-            let mut v = self.params.value(k);
-            if k == Knob::BYPASS && !ready {
-                v = 1.0; // no model yet (or it failed): dry, crossfaded
-            }
+            let v = self.params.value(k);
             if v == self.sent[i] {
                 continue;
             }
@@ -92,30 +112,27 @@ impl Antiphon {
             let was_on = self.sent[i] >= 0.5;
             let rising = v >= 0.5 && !was_on && !self.sent[i].is_nan();
             self.sent[i] = v;
-            self.knobs.set(k.bus_id(), v, clock);
-            if def.binding == Binding::AudioThread {
-                let param = match k {
-                    Knob::GAIN_DB => OutputParam::GainDb,
-                    Knob::MIX => OutputParam::Mix,
-                    _ => OutputParam::Bypass,
-                };
-                // Bottom of the gain range means silence.
-                let value = if k == Knob::GAIN_DB && v <= def.min {
-                    -120.0
-                } else {
-                    v
-                };
+            if k == Knob::RESET {
+                // A trigger: the session restarts the stream on the rising edge.
+                // Not written to the bus, where every write would be a reset.
+                if rising {
+                    session.request_reset();
+                }
+                continue;
+            }
+            knobs.set(k.bus_id(), v, clock);
+            let param = match k {
+                Knob::GAIN_DB => Some(OutputParam::GainDb),
+                Knob::MIX => Some(OutputParam::Mix),
+                _ => None, // bypass: through the gate above
+            };
+            if let (Binding::AudioThread, Some(param)) = (def.binding, param) {
                 events[n] = OutputEvent {
                     offset: 0,
                     param,
-                    value,
+                    value: v,
                 };
                 n += 1;
-            }
-            if k == Knob::RESET && rising {
-                if let Some(r) = self.running.as_ref() {
-                    r.engine.request_reset();
-                }
             }
         }
         n
@@ -166,15 +183,33 @@ impl Plugin for Antiphon {
         config: &BufferConfig,
         context: &mut impl ActivateContext<Self>,
     ) -> bool {
-        // Stop the old stream first so its worker is gone before a new one starts.
+        // Dropping the old session only signals it: it stops in the background.
         self.running = None;
         presets::check_chosen(&self.params);
-        let model = ModelChoice(self.params.model_dir.clone());
-        match Engine::start(config.sample_rate as f64, model, self.knobs.clone()) {
-            Ok((audio, engine)) => {
-                self.running = Some(Running { audio, engine });
+        let offline = config.process_mode == ProcessMode::Offline;
+        let cfg = stream::config(config.sample_rate as f64, &self.params.model_dir, offline);
+        match Session::start(cfg) {
+            Ok((audio, session)) => {
+                if offline {
+                    // A bounce must hear the model from its first sample:
+                    // wait for it here (bounded), not in `process`.
+                    let state = session.wait_ready(OFFLINE_LOAD_TIMEOUT);
+                    if state != State::Ready {
+                        nice_error!(
+                            "Antiphon: offline render without the model ({}): the output is dry",
+                            session.status().reason
+                        );
+                    }
+                }
+                self.running = Some(Running {
+                    audio,
+                    session,
+                    offline,
+                    offline_failed: false,
+                });
                 // Everything is re-sent to the fresh endpoint on the first block.
                 self.sent = [f32::NAN; KNOBS.len()];
+                self.gate.reset();
                 context.set_latency_samples(0);
                 true
             }
@@ -188,7 +223,7 @@ impl Plugin for Antiphon {
     fn reset(&mut self) {
         if let Some(r) = self.running.as_mut() {
             r.audio.reset();
-            r.engine.request_reset();
+            r.session.request_reset();
         }
     }
 
@@ -205,20 +240,33 @@ impl Plugin for Antiphon {
         #[cfg(feature = "test-alloc-canary")]
         std::hint::black_box(Vec::<u8>::with_capacity(16));
 
-        let Some(run) = self.running.as_ref() else {
+        let Some(mut run) = self.running.take() else {
             return ProcessStatus::Normal; // not active: the buffer already holds the input
         };
         let clock = run.audio.stats().clock();
-        let ready = run.engine.status().status() == Status::Ready;
         let mut events = [OutputEvent {
             offset: 0,
             param: OutputParam::Mix,
             value: 0.0,
         }; 3];
-        let n = self.collect_changes(clock, ready, &mut events);
-        if let Some(run) = self.running.as_mut() {
+        let n = self.collect_changes(&run, clock, &mut events);
+        if run.offline && !run.offline_failed && run.session.state() == State::Ready {
+            // Offline (a bounce): wait for generation instead of gap-filling.
+            let complete =
+                run.audio
+                    .process_offline(buffer.as_slice(), &events[..n], OFFLINE_BLOCK_TIMEOUT);
+            if !complete {
+                run.offline_failed = true;
+                nice_error!(
+                    "Antiphon: offline render: generation gave no audio for {} s ({}); the rest of this render is dry",
+                    OFFLINE_BLOCK_TIMEOUT.as_secs(),
+                    run.session.errors().last().map_or("no error reported", |e| e.as_str())
+                );
+            }
+        } else {
             run.audio.process(buffer.as_slice(), &events[..n]);
         }
+        self.running = Some(run);
         // Generation keeps talking through silent input.
         ProcessStatus::KeepAlive
     }

@@ -79,13 +79,7 @@ impl Default for AntiphonParams {
         Self {
             gain_db: float(Knob::GAIN_DB)
                 .with_step_size(0.1)
-                .with_value_to_string(Arc::new(|v| {
-                    if v <= -60.0 {
-                        "-inf".into()
-                    } else {
-                        format!("{v:.1}")
-                    }
-                })),
+                .with_value_to_string(formatters::v2s_f32_rounded(1)),
             // Shown and typed as a percentage, stored 0..1.
             mix: float(Knob::MIX)
                 .with_unit("%")

@@ -1,48 +1,24 @@
-//! The shared preset files (`presets/*.toml`, the same files the host reads).
+//! The plugin's presets, through the session core's one preset lookup
+//! ([`antiphon_nodes::session::Presets`]): the shipped presets are compiled
+//! into the plugin (so they travel with the bundle), and `$ANTIPHON_PRESETS`
+//! and the user's folder (`~/.config/antiphon/presets`) are searched first.
 //!
 //! The plugin persists the chosen preset's name with the project and validates
-//! it on activation (errors are logged, naming file, field and range). Where the
-//! directory is: `$ANTIPHON_PRESETS`, else `presets/` next to the plugin bundle's
-//! folder, else the source tree's `presets/` (development builds).
+//! it on activation (errors are logged, naming file, field and range).
 
-use std::path::PathBuf;
-
-use antiphon_framework::preset::{self, Preset};
+use antiphon_nodes::session::{FoundPreset, Presets};
 
 use crate::knob_table;
 use crate::params::AntiphonParams;
 
-/// The presets directory (see the module docs); `None` if none exists.
-pub fn dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("ANTIPHON_PRESETS").map(PathBuf::from),
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("presets"))),
-        Some(PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../presets"
-        ))),
-    ];
-    candidates.into_iter().flatten().find(|d| d.is_dir())
-}
-
-/// Names of the available presets (file stems), sorted.
+/// Names of the available presets (folders first, then shipped).
 pub fn names() -> Vec<String> {
-    dir()
-        .and_then(|d| preset::list(&d).ok())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect()
+    Presets::standard().names()
 }
 
-/// Loads and validates a preset by name (or path) against the plugin's knobs.
-pub fn load(name: &str) -> Result<Preset, String> {
-    let d = dir().ok_or_else(|| "no presets directory found".to_string())?;
-    let file = preset::resolve(name, &d)
-        .ok_or_else(|| format!("preset `{name}` not found in {}", d.display()))?;
-    Preset::load(&file, &knob_table::specs()).map_err(|e| e.to_string())
+/// Finds and validates a preset by name (or path) against the plugin's knobs.
+pub fn load(name: &str) -> Result<FoundPreset, String> {
+    Presets::standard().find(name, &knob_table::specs())
 }
 
 /// Validates the persisted preset choice, logging the outcome. Called off the
@@ -53,7 +29,12 @@ pub fn check_chosen(params: &AntiphonParams) {
         return;
     }
     match load(&name) {
-        Ok(p) => nice_plug::nice_log!("Antiphon: preset `{}` ({} knobs)", p.name, p.knobs.len()),
+        Ok(p) => nice_plug::nice_log!(
+            "Antiphon: preset `{}` ({} knobs, from {})",
+            p.preset.name,
+            p.preset.knobs.len(),
+            p.source
+        ),
         Err(e) => nice_plug::nice_error!("Antiphon: {e}"),
     }
 }
@@ -63,10 +44,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipped_presets_load_against_the_plugin_knobs() {
+    fn shipped_presets_load_against_the_plugin_knobs_wherever_the_plugin_runs() {
+        // No preset folder at all: the compiled-in ones are still there.
+        std::env::set_var("ANTIPHON_PRESETS", "/no/such/folder");
         let names = names();
-        assert!(names.len() >= 3, "{names:?}");
-        for n in &names {
+        for n in ["conversation", "lofi", "low-latency"] {
+            assert!(names.iter().any(|m| m == n), "{names:?}");
             load(n).unwrap();
         }
         assert!(load("no-such-preset").unwrap_err().contains("not found"));

@@ -8,6 +8,8 @@ use std::process::Command;
 
 use clack_extensions::latency::PluginLatency;
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::PluginRender;
+pub use clack_extensions::render::RenderMode;
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::ParamValueEvent;
 use clack_host::prelude::*;
@@ -98,6 +100,7 @@ pub struct Loaded {
     pub params: PluginParams,
     pub state: PluginState,
     pub latency: Option<PluginLatency>,
+    pub render: Option<PluginRender>,
     _entry: PluginEntry,
 }
 
@@ -126,11 +129,13 @@ pub fn load(path: &Path) -> Loaded {
     let params = h.get_extension::<PluginParams>().expect("params extension");
     let state = h.get_extension::<PluginState>().expect("state extension");
     let latency = h.get_extension::<PluginLatency>();
+    let render = h.get_extension::<PluginRender>();
     Loaded {
         instance,
         params,
         state,
         latency,
+        render,
         _entry: entry,
     }
 }
@@ -185,6 +190,15 @@ impl Loaded {
         self.state.load(&h, &mut r).map_err(|e| e.to_string())
     }
 
+    /// Tells the plugin how the next activation renders (CLAP `render` extension).
+    pub fn set_render_mode(&mut self, mode: RenderMode) {
+        let h = self.instance.plugin_handle();
+        self.render
+            .expect("render extension")
+            .set(&h, mode)
+            .expect("render mode accepted");
+    }
+
     pub fn latency(&mut self) -> u32 {
         let h = self.instance.plugin_handle();
         self.latency.map_or(0, |l| l.get(&h))
@@ -208,6 +222,94 @@ impl Loaded {
     pub fn deactivate(&mut self, p: StartedPluginAudioProcessor<TestHost>) {
         self.instance.deactivate(p.stop_processing());
     }
+}
+
+impl Loaded {
+    /// Points the instance at another model folder (`""` = built-in) the way a
+    /// host does it: by loading a state that differs only in `model_dir`.
+    pub fn set_model_dir(&mut self, dir: &str) {
+        let saved = self.save();
+        let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).expect("state JSON");
+        state["fields"]["model_dir"] =
+            serde_json::Value::String(serde_json::to_string(dir).unwrap());
+        let json = state.to_string();
+        let mut blob = (json.len() as u64).to_le_bytes().to_vec();
+        blob.extend_from_slice(json.as_bytes());
+        self.load_state(&blob)
+            .expect("state with another model folder");
+    }
+}
+
+/// What one block sounded like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// Exactly the input, on both channels.
+    Dry,
+    /// The model's audio: finite, and ≥ 90 % of the samples neither silent nor
+    /// the input (gap fill decays to exact zeros within 3 ms).
+    Generated,
+    /// Anything else (gap fill, crossfades).
+    Other,
+}
+
+/// Judges a block of `n` samples in `io`.
+pub fn heard(io: &Io, n: usize) -> Heard {
+    let dry = (0..2).all(|c| io.output[c][..n] == io.input[c][..n]);
+    let model = (0..2).all(|c| {
+        let out = &io.output[c][..n];
+        let fresh = out
+            .iter()
+            .zip(&io.input[c][..n])
+            .filter(|(o, i)| **o != 0.0 && o != i)
+            .count();
+        out.iter().all(|x| x.is_finite()) && fresh * 10 >= n * 9
+    });
+    match (dry, model) {
+        (true, _) => Heard::Dry,
+        (false, true) => Heard::Generated,
+        _ => Heard::Other,
+    }
+}
+
+/// Speech-like test input (the framework's synthetic voice), stereo.
+pub fn speech(io: &mut Io, pos: u64, n: usize, rate: f64) {
+    for i in 0..n {
+        let x = 0.5 * antiphon_framework::synth::speechlike(pos + i as u64, rate);
+        io.input[0][i] = x;
+        io.input[1][i] = x;
+    }
+}
+
+/// Plays speech in blocks of `n` samples paced by the wall clock like a sound
+/// card, for at most `secs` of audio, until `stop` says so; `first` goes with
+/// the first block. Returns what each block sounded like.
+pub fn play(
+    proc_: &mut StartedPluginAudioProcessor<TestHost>,
+    io: &mut Io,
+    rate: f64,
+    n: usize,
+    secs: f64,
+    first: &EventBuffer,
+    mut stop: impl FnMut(&[Heard]) -> bool,
+) -> Vec<Heard> {
+    let t0 = std::time::Instant::now();
+    let none = EventBuffer::new();
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while (pos as f64) < secs * rate {
+        let due = t0 + std::time::Duration::from_secs_f64(pos as f64 / rate);
+        if let Some(w) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(w);
+        }
+        speech(io, pos, n, rate);
+        io.process(proc_, n, if pos == 0 { first } else { &none });
+        pos += n as u64;
+        out.push(heard(io, n));
+        if stop(&out) {
+            break;
+        }
+    }
+    out
 }
 
 /// A parameter change at `offset` within a block.
