@@ -112,13 +112,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// (backbone step ms, depformer frame ms) for one precision.
+/// Resident memory of this process, bytes (Linux).
+fn rss() -> f64 {
+    antiphon_framework::report::rss_mb() * (1 << 20) as f64
+}
+
+/// Builds the LM in one precision: (resident bytes it added, then
+/// (backbone step ms, depformer frame ms) or why it cannot run).
 fn time_steps(
     spec: &LmSpec,
     tensors: &BTreeMap<String, Tensor>,
     w: &Weights,
-) -> candle::Result<(f64, f64)> {
+) -> candle::Result<(f64, candle::Result<(f64, f64)>)> {
     let dev = Device::Cpu;
+    let rss0 = rss();
     let vb = match w {
         Weights::Float(dt) => MaybeQuantizedVarBuilder::Real(candle_nn::VarBuilder::from_tensors(
             tensors.clone().into_iter().collect(),
@@ -146,6 +153,16 @@ fn time_steps(
         &dep_cfg,
         vb.pp("depformer"),
     )?;
+    let added = rss() - rss0;
+    Ok((added, run_steps(spec, &mut lm, &mut dep)))
+}
+
+fn run_steps(
+    spec: &LmSpec,
+    lm: &mut moshi::lm::LmModel,
+    dep: &mut moshi::lm::DepFormer,
+) -> candle::Result<(f64, f64)> {
+    let dev = Device::Cpu;
     let mut lp = LogitsProcessor::new(1, Some(0.8), None);
     let (mut bb, mut df) = (Vec::new(), Vec::new());
     for step in 0..STEPS + 3 {
@@ -190,9 +207,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<22} {:<6} {:>9} {:>10} {:>8} {:>6}",
         "part", "dtype", "step ms", "weight MB", "GB/s", "of bw"
     );
-    let precisions: [(&str, Weights, f64); 4] = [
+    let precisions: [(&str, Weights, f64); 5] = [
         ("f32", Weights::Float(DType::F32), 4.0),
         ("f16", Weights::Float(DType::F16), 2.0),
+        ("bf16", Weights::Float(DType::BF16), 2.0),
         ("q8_0", Weights::Quant(GgmlDType::Q8_0), 34.0 / 32.0),
         ("q4_0", Weights::Quant(GgmlDType::Q4_0), 18.0 / 32.0),
     ];
@@ -202,16 +220,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let spec = lm_spec(d, l, with_dep);
         let t = Instant::now();
         let tensors = make_lm_tensors(&spec, 7)?;
+        let params = tensors.values().map(|t| t.elem_count()).sum::<usize>() as f64;
         eprintln!(
             "{d}x{l}: {:.0} M parameters made in {:.1} s",
-            tensors.values().map(|t| t.elem_count()).sum::<usize>() as f64 / 1e6,
+            params / 1e6,
             t.elapsed().as_secs_f64()
         );
         for (name, w, bytes_per) in &precisions {
-            let (bb, df) = match time_steps(&spec, &tensors, w) {
+            let (added, timed) = time_steps(&spec, &tensors, w)?;
+            println!(
+                "  {d}x{l} {name}: building the model added {:.0} MB resident = {:.2} bytes/parameter{}",
+                added / 1e6,
+                added / params,
+                if *name == "f32" { " (f32 shares the source tensors)" } else { "" }
+            );
+            let (bb, df) = match timed {
                 Ok(v) => v,
                 Err(e) => {
-                    println!("{d}x{l} {name}: failed: {e}");
+                    println!("  {d}x{l} {name}: step not run: {e}");
                     continue;
                 }
             };
@@ -240,7 +266,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        println!("(bf16: not run; candle 0.9 has no CPU bf16 matmul)");
     }
     Ok(())
 }
