@@ -29,7 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             map.insert(format!("layers.{i}.weight"), t);
         }
         candle::safetensors::save(&map, &file)?;
-        eprintln!("wrote {} in {:.1} s", file.display(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "wrote {} in {:.1} s",
+            file.display(),
+            t.elapsed().as_secs_f64()
+        );
     }
     let size = std::fs::metadata(&file)?.len() as f64;
     let load = |new: bool| -> Result<(f64, f64), Box<dyn std::error::Error>> {
@@ -50,11 +54,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok((t.elapsed().as_secs_f64(), scan))
     };
-    println!("{:.2} GB bf16 checkpoint, {tensors} tensors, loaded as f32:", size / 1e9);
+    println!(
+        "{:.2} GB bf16 checkpoint, {tensors} tensors, loaded as f32:",
+        size / 1e9
+    );
     for round in 0..2 {
-        for (name, new) in [("before (convert + copy + search)", false), ("after (byte scan)", true)] {
+        for (name, new) in [
+            ("before (convert + copy + search)", false),
+            ("after (byte scan)", true),
+        ] {
             let (total, scan) = load(new)?;
-            println!("  round {round} {name:<34} load {total:6.2} s, of which the check {scan:5.2} s");
+            println!(
+                "  round {round} {name:<34} load {total:6.2} s, of which the check {scan:5.2} s"
+            );
         }
     }
     Ok(())

@@ -42,6 +42,7 @@ pub struct ModelBundle {
     pub mimi_file: PathBuf,
     /// `true` when the LM came from a GGUF file (moshi's quantized path).
     pub lm_quantized: bool,
+    lm_dtype: DType,
     pub(crate) encoder: MimiEncoder,
     pub(crate) decoder: MimiDecoder,
     pub(crate) backbone: LmModel,
@@ -175,12 +176,19 @@ impl ModelBundle {
             lm_file,
             mimi_file,
             lm_quantized,
+            lm_dtype,
             encoder,
             decoder,
             backbone,
             depformer,
             silence_codes,
         })
+    }
+
+    /// The dtype the LM's weights are kept in (quantised GGUF tensors report F32,
+    /// the dtype they compute in).
+    pub fn lm_dtype(&self) -> DType {
+        self.lm_dtype
     }
 
     pub fn generation(&self) -> &GenerationSpec {
