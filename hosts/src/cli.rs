@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use antiphon_nodes::bundle::LoadOptions;
+use antiphon_nodes::precision::{DeviceChoice, Precision};
+
 use crate::script::{KnobChange, Stall};
 
 #[derive(Parser, Debug)]
@@ -59,6 +62,31 @@ pub struct ModelArgs {
     /// Worker threads for generation.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub workers: u64,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How the model's weights are loaded: precision and device.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoadArgs {
+    /// LM weight precision: f32, f16, bf16 (safetensors; converted at load and kept so),
+    /// or a GGUF quantisation (q8_0, q4_0, q4k, …; must match the file). Default: f32, or the GGUF's own.
+    #[arg(long, value_name = "PRECISION")]
+    pub dtype: Option<Precision>,
+    /// Where the LM runs: cpu, cuda[:N] or metal (GPU builds need `--features cuda|metal`).
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+impl LoadArgs {
+    /// The loader options these arguments ask for.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            precision: self.dtype,
+            device: self.device,
+            ..LoadOptions::default()
+        }
+    }
 }
 
 /// Where to write the measurements.
@@ -171,9 +199,54 @@ pub enum ModelCommand {
         #[arg(long, value_name = "N", default_value_t = 0)]
         seed: u64,
     },
+    /// Write a random-weight model to DIR in the real on-disk layout (real architecture and
+    /// tensor names, random weights: not speech), to benchmark real sizes without downloads.
+    Init {
+        /// Directory to create (must not hold a model already).
+        dir: PathBuf,
+        /// tiny: the built-in model; real-mimi: real-size Mimi codec (kyutai v0.1) with the tiny LM.
+        #[arg(long, value_enum, default_value_t = InitSize::Tiny)]
+        size: InitSize,
+        /// Seed of the random weights.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        seed: u64,
+    },
     /// Load DIR and print what is there (family, config, tensors, parameters, dtype, size),
     /// or exactly what is wrong.
-    Inspect { dir: PathBuf },
+    Inspect {
+        dir: PathBuf,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// Render offline on a model and print per-stage time per frame (p50/p99), real-time factor,
+    /// resident memory and the lead floor to use on this machine.
+    Bench(ModelBenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitSize {
+    Tiny,
+    RealMimi,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelBenchArgs {
+    /// Model directory. Default: the built-in tiny model.
+    pub dir: Option<PathBuf>,
+    /// Seconds of audio to render.
+    #[arg(long, value_name = "S", default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Threads the model's kernels may use (like PyTorch's set_num_threads). Default: all cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: Option<u64>,
+    /// Seed for sampling.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Write the JSON report (the same schema as `run` and `bench`).
+    #[arg(long, value_name = "R.json")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 #[derive(Args, Debug)]

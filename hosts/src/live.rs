@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use antiphon_framework::endpoint::OutputParam;
-use antiphon_nodes::session::{apply_knobs, DryUntilReady, Level, Session, SessionConfig, State};
+use antiphon_nodes::session::{
+    apply_knobs, load_model_with, DryUntilReady, Level, Session, SessionConfig, State,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
@@ -165,6 +167,8 @@ pub fn run(args: LiveArgs) -> Result<()> {
     cfg.model = choice.clone();
     cfg.engine = engine_config(args.model.workers as usize, args.out.trace.is_some(), 5.0);
     cfg.seed = args.model.seed;
+    let opts = args.model.load.options();
+    cfg.loader = Arc::new(move |c, _| load_model_with(c, opts));
     cfg.knobs = session_knobs();
     cfg.log = Some(Arc::new(|level, msg| {
         let tag = if level == Level::Error { "error: " } else { "" };

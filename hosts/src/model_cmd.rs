@@ -1,23 +1,33 @@
-//! `antiphon model init-tiny` and `antiphon model inspect`.
+//! `antiphon model init`, `init-tiny`, `inspect` and `bench`.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use antiphon_nodes::builtin::{write_builtin, MANIFEST_FILE};
+use antiphon_nodes::builtin::{write_model, LmStorage, ModelSize, MANIFEST_FILE};
+use antiphon_nodes::bundle::LoadOptions;
 use antiphon_nodes::ModelBundle;
 use anyhow::{anyhow, bail, Context, Result};
+use candle::DType;
 
-use crate::cli::ModelCommand;
+use crate::cli::{InitSize, ModelCommand};
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
-        ModelCommand::InitTiny { dir, seed } => init_tiny(&dir, seed),
-        ModelCommand::Inspect { dir } => inspect(&dir),
+        ModelCommand::InitTiny { dir, seed } => init(&dir, ModelSize::Tiny, seed),
+        ModelCommand::Init { dir, size, seed } => {
+            let size = match size {
+                InitSize::Tiny => ModelSize::Tiny,
+                InitSize::RealMimi => ModelSize::RealMimi,
+            };
+            init(&dir, size, seed)
+        }
+        ModelCommand::Inspect { dir, load } => inspect(&dir, load.options()),
+        ModelCommand::Bench(a) => crate::model_bench::run(a),
     }
 }
 
-fn init_tiny(dir: &Path, seed: u64) -> Result<()> {
+fn init(dir: &Path, size: ModelSize, seed: u64) -> Result<()> {
     if dir.join(MANIFEST_FILE).exists() || dir.join("model.safetensors").exists() {
         bail!(
             "`{}` already holds a model; choose an empty or new directory",
@@ -27,10 +37,11 @@ fn init_tiny(dir: &Path, seed: u64) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!("`{}` exists and is not a directory", dir.display());
     }
-    let m = write_builtin(dir, seed).map_err(|e| anyhow!("cannot write the model: {e}"))?;
+    let m = write_model(dir, seed, size, LmStorage::Safetensors(DType::F32), true)
+        .map_err(|e| anyhow!("cannot write the model: {e}"))?;
     println!("wrote {} (seed {seed}) to {}", m.name, dir.display());
     println!(
-        "use it with: antiphon run --model {} --output reply.wav",
+        "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
         dir.display()
     );
     Ok(())
@@ -44,8 +55,8 @@ struct FileStats {
     bytes: u64,
 }
 
-fn inspect(dir: &Path) -> Result<()> {
-    let b = ModelBundle::load(dir).map_err(|e| anyhow!("{e}"))?;
+fn inspect(dir: &Path, opts: LoadOptions) -> Result<()> {
+    let b = ModelBundle::load_with(dir, opts).map_err(|e| anyhow!("{e}"))?;
     let m = &b.manifest;
     let lm = &m.lm.config;
     let mimi = &m.mimi.config;
@@ -152,7 +163,7 @@ fn file_stats(file: &Path) -> Result<FileStats> {
     Ok(s)
 }
 
-fn human_count(n: u64) -> String {
+pub fn human_count(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.2} B", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.2} M", n as f64 / 1e6),
@@ -161,7 +172,7 @@ fn human_count(n: u64) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),

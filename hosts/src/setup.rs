@@ -12,7 +12,7 @@ use antiphon_framework::graph::Graph;
 use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::node::Node;
 use antiphon_nodes::session::{
-    apply_knobs, build_graph, knob_specs, load_model, FoundPreset, ModelCache, ModelChoice,
+    apply_knobs, build_graph, knob_specs, load_model_with, FoundPreset, ModelCache, ModelChoice,
     Presets, WrapFn,
 };
 use antiphon_nodes::ModelBundle;
@@ -106,11 +106,17 @@ impl Loaded {
     pub fn new(args: &ModelArgs) -> Result<Self> {
         let preset = find_preset(args)?;
         let choice = model_choice(args, preset.as_ref());
-        let bundle = match ModelCache::global().get(&choice) {
+        // The cache holds default-precision models only; `--dtype`/`--device` load afresh.
+        let custom = args.load.dtype.is_some() || args.load.device != Default::default();
+        let bundle = match ModelCache::global().get(&choice).filter(|_| !custom) {
             Some(b) => b,
             None => {
-                let b = Arc::new(load_model(&choice).map_err(|e| anyhow!(e))?);
-                ModelCache::global().insert(&choice, &b);
+                let b = Arc::new(
+                    load_model_with(&choice, args.load.options()).map_err(|e| anyhow!(e))?,
+                );
+                if !custom {
+                    ModelCache::global().insert(&choice, &b);
+                }
                 b
             }
         };

@@ -69,12 +69,38 @@ pub fn tiny_mimi_spec() -> MimiSpec {
     m
 }
 
+/// Sizes of the random-weight models we write (same architecture and tensor
+/// names as kyutai's; the weights are random, so the output is not speech).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelSize {
+    /// Tiny Mimi and tiny LM: the built-in model.
+    Tiny,
+    /// Real-size Mimi (kyutai v0.1, 8 codebooks) with the tiny LM, for
+    /// benchmarking the codec at its real cost without downloading weights.
+    RealMimi,
+}
+
 /// Manifest of the built-in model.
 pub fn tiny_manifest(lm_file: &str) -> Manifest {
+    sized_manifest(ModelSize::Tiny, lm_file)
+}
+
+/// Manifest of a model of `size` whose LM is stored in `lm_file`.
+pub fn sized_manifest(size: ModelSize, lm_file: &str) -> Manifest {
     let lm = tiny_lm_spec();
+    let (name, mimi) = match size {
+        ModelSize::Tiny => (
+            "antiphon-builtin-tiny (random weights, not speech)",
+            tiny_mimi_spec(),
+        ),
+        ModelSize::RealMimi => (
+            "antiphon-real-mimi (real-size Mimi, tiny LM; random weights, not speech)",
+            MimiSpec::kyutai_v0_1(8),
+        ),
+    };
     Manifest {
         format: MANIFEST_FORMAT.into(),
-        name: "antiphon-builtin-tiny (random weights, not speech)".into(),
+        name: name.into(),
         generation: GenerationSpec::moshi_v0_1(lm.text_in_vocab_size),
         lm: FileSpec {
             file: lm_file.into(),
@@ -82,7 +108,7 @@ pub fn tiny_manifest(lm_file: &str) -> Manifest {
         },
         mimi: FileSpec {
             file: KYUTAI_MIMI_FILE.into(),
-            config: tiny_mimi_spec(),
+            config: mimi,
         },
         text_tokenizer: None,
     }
@@ -211,23 +237,31 @@ pub fn save_safetensors(
 /// Saves LM tensors as GGUF: Q8_0 where the row length allows (multiple of
 /// 32), F32 elsewhere — the layout of kyutai's `model.q8.gguf`.
 pub fn save_gguf(tensors: &BTreeMap<String, Tensor>, file: &Path) -> Result<(), ModelError> {
+    let mut f = std::fs::File::create(file).map_err(|e| ModelError::io(file, e))?;
+    write_gguf(tensors, candle::quantized::GgmlDType::Q8_0, &mut f)
+        .map_err(|e| ModelError::io(file, e))
+}
+
+/// Writes LM tensors as GGUF, 2-D weights quantised to `quant` where the row
+/// length is a multiple of its block size, everything else F32.
+pub fn write_gguf(
+    tensors: &BTreeMap<String, Tensor>,
+    quant: candle::quantized::GgmlDType,
+    w: &mut (impl std::io::Write + std::io::Seek),
+) -> candle::Result<()> {
     use candle::quantized::{GgmlDType, QTensor};
     let mut q = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let dims = t.dims();
-        let dt = if dims.len() == 2 && dims[1] % 32 == 0 {
-            GgmlDType::Q8_0
+        let dt = if dims.len() == 2 && dims[1] % quant.block_size() == 0 {
+            quant
         } else {
             GgmlDType::F32
         };
-        q.push((
-            name.as_str(),
-            QTensor::quantize(t, dt).map_err(|e| ModelError::model(file, e))?,
-        ));
+        q.push((name.as_str(), QTensor::quantize(t, dt)?));
     }
     let refs: Vec<(&str, &QTensor)> = q.iter().map(|(n, t)| (*n, t)).collect();
-    let mut f = std::fs::File::create(file).map_err(|e| ModelError::io(file, e))?;
-    candle::quantized::gguf_file::write(&mut f, &[], &refs).map_err(|e| ModelError::io(file, e))
+    candle::quantized::gguf_file::write(w, &[], &refs)
 }
 
 /// How the LM is stored in a written directory.
@@ -252,12 +286,23 @@ pub fn write_tiny(
     lm: LmStorage,
     manifest: bool,
 ) -> Result<Manifest, ModelError> {
+    write_model(dir, seed, ModelSize::Tiny, lm, manifest)
+}
+
+/// Writes a random-weight model of `size` into `dir` (see [`write_tiny`]).
+pub fn write_model(
+    dir: &Path,
+    seed: u64,
+    size: ModelSize,
+    lm: LmStorage,
+    manifest: bool,
+) -> Result<Manifest, ModelError> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let lm_file = match lm {
         LmStorage::Safetensors(_) => KYUTAI_LM_FILE,
         LmStorage::Gguf => KYUTAI_LM_GGUF_FILE,
     };
-    let m = tiny_manifest(lm_file);
+    let m = sized_manifest(size, lm_file);
     let lm_t = make_lm_tensors(&m.lm.config, seed)?;
     match lm {
         LmStorage::Safetensors(dt) => save_safetensors(&lm_t, dt, &dir.join(lm_file))?,

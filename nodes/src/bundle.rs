@@ -14,18 +14,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle::{DType, Device, Tensor};
+use candle::{DType, Device};
 use moshi::lm::{DepFormer, LmModel};
-use moshi::mimi::Mimi;
 use moshi::nn::MaybeQuantizedVarBuilder;
-use moshi::{StreamMask, StreamTensor};
 
 use crate::builtin::{builtin_dir, BUILTIN_SEED, MANIFEST_FILE};
-use crate::codec::MimiDecoder;
+use crate::codec::{MimiDecoder, MimiEncoder};
 use crate::errors::ModelError;
+use crate::precision::{DeviceChoice, Precision};
 use crate::spec::{infer_lm, infer_mimi, FileSpec, GenerationSpec, Manifest, MANIFEST_FORMAT};
 use crate::weights::{
-    gguf_shapes, open_safetensors, safetensors_shapes, CheckedBackend, SharedBackend,
+    gguf_quantization, gguf_shapes, open_safetensors, safetensors_shapes, CheckedBackend,
+    SharedBackend,
 };
 
 /// Samples per Mimi frame at 24 kHz (80 ms).
@@ -42,7 +42,8 @@ pub struct ModelBundle {
     pub mimi_file: PathBuf,
     /// `true` when the LM came from a GGUF file (moshi's quantized path).
     pub lm_quantized: bool,
-    pub(crate) mimi: Mimi,
+    lm_dtype: DType,
+    pub(crate) encoder: MimiEncoder,
     pub(crate) decoder: MimiDecoder,
     pub(crate) backbone: LmModel,
     pub(crate) depformer: DepFormer,
@@ -53,13 +54,21 @@ pub struct ModelBundle {
 /// Loader options.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadOptions {
-    /// Scan every tensor for NaN/Inf (a few seconds on a 7B model).
+    /// Scan every tensor for NaN/Inf.
     pub check_finite: bool,
+    /// LM weight precision; `None`: f32 for safetensors, the file's own for GGUF.
+    pub precision: Option<Precision>,
+    /// Where the LM runs (the Mimi codec always runs on the CPU).
+    pub device: DeviceChoice,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { check_finite: true }
+        Self {
+            check_finite: true,
+            precision: None,
+            device: DeviceChoice::Cpu,
+        }
     }
 }
 
@@ -75,6 +84,7 @@ impl ModelBundle {
         Self::load(builtin_dir(BUILTIN_SEED)?)
     }
 
+    /// Loads the directory with explicit [`LoadOptions`] (precision, device, checks).
     pub fn load_with(dir: impl AsRef<Path>, opts: LoadOptions) -> Result<Self, ModelError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.exists() {
@@ -87,6 +97,7 @@ impl ModelBundle {
         let lm_file = dir.join(&manifest.lm.file);
         let mimi_file = dir.join(&manifest.mimi.file);
         let dev = Device::Cpu;
+        let lm_dev = opts.device.open().map_err(ModelError::Unsupported)?;
 
         // Mimi: always f32 (its convs are precision-sensitive and cheap).
         let mimi_cfg = manifest
@@ -101,9 +112,9 @@ impl ModelBundle {
             DType::F32,
             dev.clone(),
         );
-        let built = Mimi::new(mimi_cfg.clone(), vb.clone())
-            .and_then(|m| Ok((m, MimiDecoder::new(&mimi_cfg, vb)?)));
-        let (mimi, decoder) = built.map_err(|e| {
+        let built = MimiEncoder::new(&mimi_cfg, FRAME_SAMPLES, vb.clone())
+            .and_then(|m| Ok((m, MimiDecoder::new(&mimi_cfg, FRAME_SAMPLES, vb)?)));
+        let (encoder, decoder) = built.map_err(|e| {
             backend
                 .take_error()
                 .unwrap_or_else(|| ModelError::model(&mimi_file, e))
@@ -118,6 +129,7 @@ impl ModelBundle {
             .depformer_config()
             .map_err(|e| ModelError::config(&lm_file, e))?;
         let lm_quantized = is_gguf(&lm_file);
+        let lm_dtype = lm_precision(&lm_file, lm_quantized, opts)?;
         let build = |vb: MaybeQuantizedVarBuilder| -> candle::Result<(LmModel, DepFormer)> {
             let backbone = LmModel::new(&lm_cfg, vb.clone())?;
             let dep = DepFormer::new(
@@ -131,13 +143,14 @@ impl ModelBundle {
         };
         let (backbone, depformer) = if lm_quantized {
             gguf_shapes(&lm_file)?; // typed error for truncated/corrupt files
-            let qvb =
-                candle_transformers::quantized_var_builder::VarBuilder::from_gguf(&lm_file, &dev)
-                    .map_err(|e| ModelError::Corrupt {
-                    file: lm_file.clone(),
-                    format: "GGUF",
-                    detail: e.to_string(),
-                })?;
+            let qvb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(
+                &lm_file, &lm_dev,
+            )
+            .map_err(|e| ModelError::Corrupt {
+                file: lm_file.clone(),
+                format: "GGUF",
+                detail: e.to_string(),
+            })?;
             build(MaybeQuantizedVarBuilder::Quantized(qvb))
                 .map_err(|e| ModelError::model(&lm_file, e))?
         } else {
@@ -145,8 +158,8 @@ impl ModelBundle {
             let backend = Arc::new(CheckedBackend::new(&lm_file, st, opts.check_finite));
             let vb = candle_nn::VarBuilder::from_backend(
                 Box::new(SharedBackend(backend.clone())),
-                DType::F32,
-                dev.clone(),
+                lm_dtype,
+                lm_dev.clone(),
             );
             build(MaybeQuantizedVarBuilder::Real(vb)).map_err(|e| {
                 backend
@@ -155,19 +168,27 @@ impl ModelBundle {
             })?
         };
 
-        let silence_codes = silence_codes(&mimi).map_err(|e| ModelError::model(&mimi_file, e))?;
+        let silence_codes =
+            silence_codes(&encoder).map_err(|e| ModelError::model(&mimi_file, e))?;
         Ok(Self {
             dir,
             manifest,
             lm_file,
             mimi_file,
             lm_quantized,
-            mimi,
+            lm_dtype,
+            encoder,
             decoder,
             backbone,
             depformer,
             silence_codes,
         })
+    }
+
+    /// The dtype the LM's weights are kept in (quantised GGUF tensors report F32,
+    /// the dtype they compute in).
+    pub fn lm_dtype(&self) -> DType {
+        self.lm_dtype
     }
 
     pub fn generation(&self) -> &GenerationSpec {
@@ -198,7 +219,7 @@ impl ModelBundle {
     }
 
     /// A fresh `Mimi` loaded by the moshi crate's own var-builder (parity reference).
-    pub fn reference_mimi(&self) -> candle::Result<Mimi> {
+    pub fn reference_mimi(&self) -> candle::Result<moshi::mimi::Mimi> {
         let vb = unsafe {
             candle_nn::VarBuilder::from_mmaped_safetensors(
                 &[&self.mimi_file],
@@ -206,7 +227,41 @@ impl ModelBundle {
                 &Device::Cpu,
             )?
         };
-        Mimi::new(self.mimi_config(), vb)
+        moshi::mimi::Mimi::new(self.mimi_config(), vb)
+    }
+}
+
+/// The dtype the LM's weights are kept in, or why the asked precision cannot
+/// be honoured for this file on this device.
+fn lm_precision(file: &Path, gguf: bool, opts: LoadOptions) -> Result<DType, ModelError> {
+    let unsupported = |m: String| Err(ModelError::Unsupported(m));
+    if gguf {
+        let stored = gguf_quantization(file)?;
+        return match opts.precision {
+            None => Ok(DType::F32),
+            Some(Precision::Quantized(q)) if q == stored => Ok(DType::F32),
+            Some(p) => unsupported(format!(
+                "`{}` is a GGUF file quantised as {}; --dtype {p} cannot be applied to it \
+                 (omit --dtype, or point --model at a safetensors LM for f32/f16/bf16)",
+                file.display(),
+                Precision::quant_name(stored)
+            )),
+        };
+    }
+    match opts.precision {
+        None => Ok(DType::F32),
+        Some(Precision::Quantized(q)) => unsupported(format!(
+            "`{}` is a safetensors file (f32/f16/bf16 weights); --dtype {} needs a GGUF file \
+             quantised that way (or use --dtype f32, f16 or bf16)",
+            file.display(),
+            Precision::quant_name(q)
+        )),
+        Some(Precision::Bf16) if opts.device == DeviceChoice::Cpu => unsupported(
+            "--dtype bf16: candle 0.9 has no bf16 matrix multiply on the CPU; use --dtype f16 \
+             (also 2 bytes per parameter), a q8_0/q4_0 GGUF, or --device cuda"
+                .into(),
+        ),
+        Some(p) => Ok(p.float_dtype().unwrap_or(DType::F32)),
     }
 }
 
@@ -320,22 +375,14 @@ fn detect(dir: &Path) -> Result<Manifest, ModelError> {
 }
 
 /// Steady-state codes of digital silence: encode a few zero frames with a
-/// private copy of Mimi and keep the last (the first frames carry padding).
-fn silence_codes(mimi: &Mimi) -> candle::Result<Vec<u32>> {
-    let mut m = mimi.clone();
+/// private copy of the encoder and keep the last (the first frames carry padding).
+fn silence_codes(encoder: &MimiEncoder) -> candle::Result<Vec<u32>> {
+    let mut m = encoder.clone();
     m.reset_state();
-    let zeros = Tensor::zeros((1, 1, FRAME_SAMPLES), DType::F32, &Device::Cpu)?;
-    let mut last = None;
+    let zeros = vec![0.0; FRAME_SAMPLES];
+    let mut codes = Vec::new();
     for _ in 0..4 {
-        if let Some(c) = m
-            .encode_step(
-                &StreamTensor::from_tensor(zeros.clone()),
-                &StreamMask::empty(),
-            )?
-            .as_option()
-        {
-            last = Some(c.flatten_all()?.to_vec1::<u32>()?);
-        }
+        m.encode_step(&zeros, &mut codes)?;
     }
-    last.ok_or_else(|| candle::Error::Msg("Mimi produced no codes for 4 frames of silence".into()))
+    Ok(codes)
 }

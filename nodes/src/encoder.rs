@@ -1,16 +1,13 @@
 //! `encoder`: one Mimi encode step per 80 ms frame → the user's codes.
-//! Owns its own `Mimi` clone, so its streaming state is separate from the decoder's.
-
-use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
-use candle::{Device, Tensor};
-use moshi::mimi::Mimi;
-use moshi::{StreamMask, StreamTensor};
+//! Owns its own [`MimiEncoder`] clone (weights shared), so its streaming state is separate from the decoder's.
 
 use crate::bundle::{ModelBundle, FRAME_SAMPLES, MODEL_RATE};
+use crate::codec::MimiEncoder;
 use crate::knobs::ResetWatch;
+use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
 
 pub struct Encoder {
-    mimi: Mimi,
+    mimi: MimiEncoder,
     n_q: usize,
     zeros: Vec<f32>,
     reset: ResetWatch,
@@ -18,7 +15,7 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(bundle: &ModelBundle) -> Self {
-        let mut mimi = bundle.mimi.clone();
+        let mut mimi = bundle.encoder.clone();
         mimi.reset_state();
         Self {
             mimi,
@@ -28,18 +25,9 @@ impl Encoder {
         }
     }
 
-    /// Encodes one frame of 1920 samples at 24 kHz into `codes` (empty while warming up).
+    /// Encodes one frame of 1920 samples at 24 kHz into `codes`.
     pub fn encode(&mut self, pcm: &[f32], codes: &mut Vec<u32>) -> candle::Result<()> {
-        codes.clear();
-        let t = Tensor::from_slice(pcm, (1, 1, pcm.len()), &Device::Cpu)?;
-        let out = self
-            .mimi
-            .encode_step(&StreamTensor::from_tensor(t), &StreamMask::empty())?;
-        if let Some(c) = out.as_option() {
-            // (1, n_q, 1) → n_q codes.
-            codes.extend(c.flatten_all()?.to_vec1::<u32>()?);
-        }
-        Ok(())
+        self.mimi.encode_step(pcm, codes)
     }
 }
 

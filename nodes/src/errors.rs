@@ -53,6 +53,9 @@ pub enum ModelError {
     Config { file: PathBuf, detail: String },
     #[error("`{file}`: cannot build the model: {detail}")]
     Model { file: PathBuf, detail: String },
+    /// A load option this file or build cannot honour (precision, device, format).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ModelError {

@@ -31,12 +31,17 @@ pub mod encoder;
 pub mod errors;
 pub mod graph;
 pub mod knobs;
+pub mod mimi_transformer;
 pub mod output;
+pub mod precision;
 pub mod resample;
 pub mod rng;
 pub mod sampling;
+pub mod seanet;
 pub mod session;
+pub mod simd;
 pub mod spec;
+pub mod stream_conv;
 pub mod weights;
 
 pub use bundle::ModelBundle;

@@ -3,13 +3,16 @@
 //! typed [`ModelError`] naming the file and tensor. The moshi crate builds its
 //! layers through this backend, so its own constructors drive the checks.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use candle::quantized::GgmlDType;
 use candle::safetensors::MmapedSafetensors;
 use candle::{DType, Device, Shape, Tensor};
 
 use crate::errors::ModelError;
+use crate::simd::{first_non_finite, FloatBits};
 use crate::spec::Shapes;
 
 /// Opens a safetensors file, mapping header/size problems to typed errors.
@@ -36,15 +39,51 @@ pub fn safetensors_shapes(st: &MmapedSafetensors) -> Shapes {
 
 /// Name → shape of every tensor in a GGUF file (candle dim order).
 pub fn gguf_shapes(file: &Path) -> Result<Shapes, ModelError> {
+    Ok(gguf_tensors(file)?.0)
+}
+
+/// The quantisation most of a GGUF file's weights use (its 2-D tensors; 1-D
+/// norms and biases stay F32 in every quantised file).
+pub fn gguf_quantization(file: &Path) -> Result<GgmlDType, ModelError> {
+    let (shapes, dtypes) = gguf_tensors(file)?;
+    let mut count: Vec<(GgmlDType, usize)> = Vec::new();
+    for (name, dt) in &dtypes {
+        if shapes.get(name).is_some_and(|s| s.len() >= 2) {
+            match count.iter_mut().find(|(d, _)| d == dt) {
+                Some(c) => c.1 += 1,
+                None => count.push((*dt, 1)),
+            }
+        }
+    }
+    Ok(count
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or(GgmlDType::F32, |(d, _)| d))
+}
+
+/// Shapes and storage types of a GGUF file's tensors, with typed errors for
+/// truncated files and quantisations candle cannot read.
+fn gguf_tensors(file: &Path) -> Result<(Shapes, HashMap<String, GgmlDType>), ModelError> {
     let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
-    let content =
-        candle::quantized::gguf_file::Content::read(&mut f).map_err(|e| ModelError::Corrupt {
-            file: file.into(),
-            format: "GGUF",
-            detail: e.to_string(),
-        })?;
+    let content = candle::quantized::gguf_file::Content::read(&mut f).map_err(|e| {
+        let detail = e.to_string();
+        match detail.strip_prefix("unknown dtype for tensor ") {
+            Some(id) => ModelError::Unsupported(format!(
+                "`{}`: a tensor uses GGUF type id {id}, a quantisation this build cannot read; \
+                 re-quantise the file to one of {} (e.g. llama.cpp's `llama-quantize`)",
+                file.display(),
+                crate::precision::Precision::names()[3..].join(", ")
+            )),
+            None => ModelError::Corrupt {
+                file: file.into(),
+                format: "GGUF",
+                detail,
+            },
+        }
+    })?;
     let len = f.metadata().map_err(|e| ModelError::io(file, e))?.len();
     let mut shapes = Shapes::new();
+    let mut dtypes = HashMap::new();
     for (name, info) in content.tensor_infos.iter() {
         let bytes =
             info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
@@ -56,8 +95,9 @@ pub fn gguf_shapes(file: &Path) -> Result<Shapes, ModelError> {
             });
         }
         shapes.insert(name.clone(), info.shape.dims().to_vec());
+        dtypes.insert(name.clone(), info.ggml_dtype);
     }
-    Ok(shapes)
+    Ok((shapes, dtypes))
 }
 
 /// Var-builder backend that checks every tensor the model asks for.
@@ -134,10 +174,21 @@ impl CheckedBackend {
                 }));
             }
         }
-        let t = self.st.load(name, dev)?;
         if self.check_finite {
-            let flat = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-            if let Some((index, &value)) = flat.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            // Scan the mapped bytes in the file's own format: no conversion, no copy.
+            let fmt = match found.as_str() {
+                "F32" => FloatBits::F32,
+                "F16" => FloatBits::F16,
+                _ => FloatBits::Bf16,
+            };
+            if let Some(index) = first_non_finite(view.data(), fmt) {
+                let value = self
+                    .st
+                    .load(name, &Device::Cpu)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .get(index)?
+                    .to_scalar::<f32>()?;
                 return Err(self.fail(ModelError::NonFinite {
                     file: self.file.clone(),
                     tensor: name.into(),
@@ -146,7 +197,7 @@ impl CheckedBackend {
                 }));
             }
         }
-        t.to_dtype(dtype)
+        self.st.load(name, dev)?.to_dtype(dtype)
     }
 }
 

@@ -18,6 +18,9 @@ fn signal(n: usize, off: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Largest decoded-sample difference allowed against the moshi crate.
+const DECODE_TOLERANCE: f32 = 1e-5;
+
 #[test]
 fn nodes_match_the_moshi_crate() {
     let bundle = ModelBundle::builtin().unwrap();
@@ -73,6 +76,7 @@ fn nodes_match_the_moshi_crate() {
 
     let mut pay: Vec<Payload> = (0..5).map(|_| Payload::Empty).collect();
     let (mut decoded_frames, mut compared_audio) = (0, 0);
+    let (mut max_diff, mut peak) = (0f32, 0f32);
     for k in 0..steps {
         let cx = FrameContext {
             frame: k,
@@ -116,7 +120,7 @@ fn nodes_match_the_moshi_crate() {
         };
         assert_eq!(our_frame, ref_frame, "audio codes at step {k}");
 
-        // Decoder parity (bit-exact samples).
+        // Decoder parity (to float rounding).
         let (a, b) = pay.split_at_mut(4);
         dec.process(&cx, &a[3..4], &mut b[0..1]).unwrap();
         if let Some(codes) = ref_frame {
@@ -134,10 +138,20 @@ fn nodes_match_the_moshi_crate() {
                 .unwrap();
             let ours = pay[4].audio().unwrap();
             assert_eq!(r.len(), 1920);
+            assert_eq!(ours.len(), 1920);
+            // Our streaming conv kernels sum in a different order than candle's
+            // im2col + gemm, so samples agree to rounding, not bit for bit.
+            let diff = ours
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(
-                ours.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "decoded audio at step {k}"
+                diff <= DECODE_TOLERANCE,
+                "decoded audio at step {k}: max |diff| {diff:e}"
             );
+            max_diff = max_diff.max(diff);
+            peak = r.iter().fold(peak, |p, x| p.max(x.abs()));
             compared_audio += r.len();
         }
     }
@@ -145,7 +159,8 @@ fn nodes_match_the_moshi_crate() {
         decoded_frames >= steps as usize - 3,
         "most frames had complete codes ({decoded_frames})"
     );
+    assert!(peak > 1e-3, "the decoder produced sound (peak {peak})");
     println!(
-        "parity: {steps} steps, {decoded_frames} frames / {compared_audio} samples bit-identical"
+        "parity: {steps} steps, codes identical, {decoded_frames} frames / {compared_audio} samples within {max_diff:e} (peak {peak})"
     );
 }

@@ -44,7 +44,9 @@ use antiphon_framework::{AudioSide, GenSide, OutputEvent, OutputParam};
 use crate::bundle::ModelBundle;
 use crate::graph::canonical_graph_with;
 
-pub use model::{default_loader, load_model, Cancel, LoadFn, ModelCache, ModelChoice};
+pub use model::{
+    default_loader, load_model, load_model_with, Cancel, LoadFn, ModelCache, ModelChoice,
+};
 pub use output::mix_offline;
 pub use presets::{FoundPreset, Presets};
 pub use status::{State, Status};

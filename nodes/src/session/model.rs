@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::bundle::ModelBundle;
+use crate::builtin::{builtin_dir, BUILTIN_SEED};
+use crate::bundle::{LoadOptions, ModelBundle};
 use crate::errors::ModelError;
 
 /// The model a session runs.
@@ -66,10 +67,16 @@ pub type LoadFn = Arc<dyn Fn(&ModelChoice, &Cancel) -> Result<ModelBundle, Strin
 
 /// The real loader: the built-in model or a directory through [`ModelBundle`].
 pub fn load_model(choice: &ModelChoice) -> Result<ModelBundle, String> {
+    load_model_with(choice, LoadOptions::default())
+}
+
+/// [`load_model`] with explicit precision/device options (`--dtype`, `--device`).
+pub fn load_model_with(choice: &ModelChoice, opts: LoadOptions) -> Result<ModelBundle, String> {
     match choice {
-        ModelChoice::Builtin => ModelBundle::builtin()
+        ModelChoice::Builtin => builtin_dir(BUILTIN_SEED)
+            .and_then(|d| ModelBundle::load_with(d, opts))
             .map_err(|e| format!("cannot prepare the built-in model: {e}")),
-        ModelChoice::Dir(d) => ModelBundle::load(d).map_err(|e| match e {
+        ModelChoice::Dir(d) => ModelBundle::load_with(d, opts).map_err(|e| match e {
             ModelError::MissingDir(_) | ModelError::NotADir(_) => format!(
                 "cannot load the model: {e}; choose an existing model folder (or the built-in model)"
             ),
