@@ -3,6 +3,7 @@
 //! typed [`ModelError`] naming the file and tensor. The moshi crate builds its
 //! layers through this backend, so its own constructors drive the checks.
 
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -37,23 +38,29 @@ pub fn safetensors_shapes(st: &MmapedSafetensors) -> Shapes {
 /// Name → shape of every tensor in a GGUF file (candle dim order).
 pub fn gguf_shapes(file: &Path) -> Result<Shapes, ModelError> {
     let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
-    let content =
-        candle::quantized::gguf_file::Content::read(&mut f).map_err(|e| ModelError::Corrupt {
-            file: file.into(),
-            format: "GGUF",
-            detail: e.to_string(),
-        })?;
     let len = f.metadata().map_err(|e| ModelError::io(file, e))?.len();
+    let corrupt = |detail: String| ModelError::Corrupt {
+        file: file.into(),
+        format: "GGUF",
+        detail,
+    };
+    // candle trusts the header's sizes: check them first (see gguf_header).
+    crate::gguf_header::check(&mut f, len).map_err(corrupt)?;
+    f.rewind().map_err(|e| ModelError::io(file, e))?;
+    let content =
+        candle::quantized::gguf_file::Content::read(&mut f).map_err(|e| corrupt(e.to_string()))?;
     let mut shapes = Shapes::new();
     for (name, info) in content.tensor_infos.iter() {
         let bytes =
             info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-        if content.tensor_data_offset + info.offset + bytes as u64 > len {
-            return Err(ModelError::Corrupt {
-                file: file.into(),
-                format: "GGUF",
-                detail: format!("tensor `{name}` runs past the end of the file ({len} bytes)"),
-            });
+        let end = content
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .and_then(|o| o.checked_add(bytes as u64));
+        if end.is_none_or(|end| end > len) {
+            return Err(corrupt(format!(
+                "tensor `{name}` runs past the end of the file ({len} bytes)"
+            )));
         }
         shapes.insert(name.clone(), info.shape.dims().to_vec());
     }
