@@ -117,3 +117,122 @@ impl Speaker {
         raise(&self.meters.output_peak, peak);
     }
 }
+
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
+mod tests {
+    //! The callbacks on a seccomp-confined thread (any syscall traps; see
+    //! `antiphon_tests::seccomp`), with the built-in model generating.
+
+    use std::time::{Duration, Instant};
+
+    use antiphon_framework::clock::WallClock;
+    use antiphon_framework::endpoint::{endpoint, EndpointConfig};
+    use antiphon_framework::engine::{Engine, EngineConfig};
+    use antiphon_framework::synth::speechlike;
+    use antiphon_nodes::graph::{canonical_graph, knob_bus};
+    use antiphon_nodes::ModelBundle;
+    use antiphon_tests::seccomp::{self, run_child, section};
+
+    use super::*;
+
+    const CHILD: &str = "live_audio::tests::live_child";
+    const ENV: &str = "ANTIPHON_SECCOMP_LIVE";
+    const DONE: &str = "SECCOMP_LIVE_DONE";
+    const RATE: f64 = 48_000.0;
+    const BLOCKS: u64 = 2_000;
+
+    #[derive(Clone, Default)]
+    struct Seen {
+        blocks: u64,
+        wet_blocks: u64,
+    }
+
+    #[test]
+    #[ignore = "run by the seccomp live test in a child process"]
+    fn live_child() {
+        if std::env::var_os(ENV).is_none() {
+            println!("skipped: {ENV} not set (a child process of the seccomp test)");
+            return;
+        }
+        let bundle = ModelBundle::builtin().expect("built-in model");
+        let graph = canonical_graph(&bundle, RATE, 1).unwrap();
+        let knobs = knob_bus(&graph, vec![]).unwrap();
+        let (audio, gen) = endpoint(&EndpointConfig::new(RATE));
+        let engine = Engine::start(
+            graph,
+            gen,
+            EngineConfig {
+                workers: 2,
+                ..Default::default()
+            },
+            knobs,
+            WallClock::new(),
+        );
+        let meters = Arc::new(Meters::default());
+        let (tx, rx) = rtrb::RingBuffer::<f32>::new(RATE as usize);
+        // Stereo microphone, stereo speakers; JACK-like 256-frame periods.
+        let mut mic = Microphone::new(tx, 2, meters.clone());
+        let mut speaker = Speaker::new(rx, audio, 2, meters.clone());
+        let mut input = vec![0.0f32; 2 * 256];
+        let mut output = vec![0.0f32; 2 * 256];
+        let seen = seccomp::run_confined(Duration::from_secs(120), move || {
+            let mut seen = Seen::default();
+            let t0 = Instant::now();
+            let mut clock = 0u64;
+            for _ in 0..BLOCKS {
+                section("harness: input");
+                for (i, f) in input.chunks_mut(2).enumerate() {
+                    f.fill(speechlike(clock + i as u64, RATE));
+                }
+                section("live input callback");
+                mic.process(&input);
+                section("live output callback");
+                speaker.process(&mut output);
+                section("harness: output check");
+                if output.iter().any(|y| *y != 0.0) {
+                    seen.wet_blocks += 1;
+                }
+                clock += 256;
+                seen.blocks += 1;
+                section("harness: pacing");
+                seccomp::sleep_until(t0 + Duration::from_secs_f64(clock as f64 / RATE));
+            }
+            seen
+        });
+        let report = engine.stop();
+        println!(
+            "{DONE} blocks={} wet_blocks={} frames={} input_peak={:.3} output_peak={:.3}",
+            seen.blocks,
+            seen.wet_blocks,
+            report.frames,
+            f32::from_bits(meters.input_peak.load(Ordering::Relaxed)),
+            f32::from_bits(meters.output_peak.load(Ordering::Relaxed)),
+        );
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn live_callbacks_make_no_syscall() {
+        let out = run_child(CHILD, &[(ENV, "1")]);
+        let line = out.summary(DONE);
+        assert!(
+            out.status.success() && line.is_some(),
+            "a live callback made a syscall or failed: {}",
+            out.describe()
+        );
+        let line = line.unwrap();
+        println!("{line}");
+        let figure = |key: &str| -> f64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        assert_eq!(figure("blocks"), BLOCKS as f64);
+        assert!(
+            figure("wet_blocks") > 0.8 * BLOCKS as f64,
+            "model output in too few blocks: {line}"
+        );
+        assert!(figure("input_peak") > 0.1 && figure("output_peak") > 0.0);
+    }
+}
