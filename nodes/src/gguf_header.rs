@@ -149,13 +149,19 @@ pub fn check(r: impl Read, file_len: u64) -> Result<(), String> {
         if n_dims > MAX_DIMS {
             return Err(format!("a tensor claims {n_dims} dimensions"));
         }
+        // Zeros aside, the product must fit: candle multiplies the dimensions
+        // in reverse order, so a leading 0 does not save it from overflowing.
         let mut elems = 1u64;
         for _ in 0..n_dims {
             let d = w.len()?;
-            elems = elems
-                .checked_mul(d)
-                .filter(|&e| e <= file_len.saturating_mul(8))
-                .ok_or_else(|| "a tensor claims more elements than the file holds".to_string())?;
+            if d != 0 {
+                elems = elems
+                    .checked_mul(d)
+                    .filter(|&e| e <= file_len.saturating_mul(8))
+                    .ok_or_else(|| {
+                        "a tensor claims more elements than the file holds".to_string()
+                    })?;
+            }
         }
         w.u32()?; // dtype: checked by candle
         w.u64()?; // offset: checked against the file length by the loader
@@ -223,6 +229,15 @@ mod tests {
         b.extend(2u32.to_le_bytes());
         b.extend(u64::MAX.to_le_bytes());
         b.extend(u64::MAX.to_le_bytes());
+        assert!(err(&b).contains("more elements"), "{}", err(&b));
+        // Found by fuzzing: a leading zero dimension hid the overflow of the rest.
+        let mut b = header(3, 1, 0);
+        b.extend(1u64.to_le_bytes());
+        b.push(b't');
+        b.extend(3u32.to_le_bytes());
+        for d in [0, 1u64 << 40, 1 << 40] {
+            b.extend(d.to_le_bytes());
+        }
         assert!(err(&b).contains("more elements"), "{}", err(&b));
         assert_eq!(err(b"GGUF\x07\0\0\0"), "unsupported GGUF version 7");
     }
