@@ -262,19 +262,24 @@ mod tests {
 
     #[test]
     fn every_bucket_index_is_in_range_and_monotonic() {
+        // Powers of two and their neighbours over the whole u64 range, ascending:
+        // a larger value never lands in a lower bucket, up to the top bucket.
+        let mut values: Vec<u64> = (0..64u32)
+            .flat_map(|s| {
+                let p = 1u64 << s;
+                [p - 1, p, p + 1, p + p / 2]
+            })
+            .chain([u64::MAX])
+            .collect();
+        values.sort_unstable();
         let mut last = 0;
-        for shift in 0..64 {
-            for v in [
-                1u64 << shift,
-                (1u64 << shift) + 1,
-                (1u64 << shift).wrapping_mul(3) / 2,
-            ] {
-                let b = bucket_of(v);
-                assert!(b < BUCKETS);
-                let _ = last;
-                last = b;
-            }
+        for v in values {
+            let b = bucket_of(v);
+            assert!(b < BUCKETS, "{v} -> bucket {b} of {BUCKETS}");
+            assert!(b >= last, "{v} -> bucket {b}, below the previous {last}");
+            last = b;
         }
+        assert_eq!(last, BUCKETS - 1, "the largest values share the top bucket");
         let mut prev = 0;
         for v in 0..100_000u64 {
             let b = bucket_of(v);

@@ -6,26 +6,22 @@
 //! plugin uses: the devices start at once and pass the microphone through dry
 //! while the model loads, then the model's reply plays.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use antiphon_framework::endpoint::OutputParam;
-use antiphon_nodes::session::{
-    apply_knobs, load_model_with, DryUntilReady, Level, Session, SessionConfig, State,
-};
+use antiphon_nodes::session::{apply_knobs, load_model_with, Level, Session, SessionConfig, State};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
 use crate::cli::{Backend, LiveArgs};
+use crate::live_audio::{Meters, Microphone, ReadyFn, Speaker};
 use crate::outputs;
 use crate::progress;
 use crate::realtime::output_params;
 use crate::setup::{engine_config, find_preset, model_choice, session_knobs};
-
-/// Largest block handled in one piece; longer device buffers are split.
-const MAX_BLOCK: usize = 8192;
 
 const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
     Use `antiphon run` to talk to the model through WAV files, or start a JACK server \
@@ -94,22 +90,6 @@ fn pick(
             };
             d.ok_or_else(|| anyhow!("no default {kind} device ({backend}): {NO_CARD_HINT}"))
         }
-    }
-}
-
-/// Peak level meters written by the callbacks (f32 bits in atomics: no locks).
-#[derive(Default)]
-struct Meters {
-    input_peak: AtomicU32,
-    output_peak: AtomicU32,
-    stream_errors: AtomicU64,
-    /// Largest device buffer seen, frames (its period is our callback's deadline).
-    max_block: AtomicU64,
-}
-
-fn raise(peak: &AtomicU32, x: f32) {
-    if x > f32::from_bits(peak.load(Ordering::Relaxed)) {
-        peak.store(x.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -195,57 +175,16 @@ pub fn run(args: LiveArgs) -> Result<()> {
     }
     let session = Arc::new(session);
     let s_out = session.clone();
-    let mut gate = DryUntilReady::default();
     let meters = Arc::new(Meters::default());
     let endpoint_stats = audio.stats().clone();
     // Microphone → audio thread: mono samples, one second of room.
-    let (mut mic_tx, mut mic_rx) = rtrb::RingBuffer::<f32>::new(rate.0 as usize);
+    let (mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(rate.0 as usize);
 
-    let m_in = meters.clone();
-    let in_ch = in_cfg.channels() as usize;
-    let on_input = move |data: &[f32]| {
-        let inv = 1.0 / in_ch.max(1) as f32;
-        let mut peak = 0.0f32;
-        for f in data.chunks(in_ch.max(1)) {
-            let x = f.iter().sum::<f32>() * inv;
-            peak = peak.max(x.abs());
-            let _ = mic_tx.push(x); // a full ring drops the oldest-to-be: never blocks
-        }
-        raise(&m_in.input_peak, peak);
-    };
-    let m_out = meters.clone();
-    let mut planar: Vec<Vec<f32>> = (0..out_ch).map(|_| vec![0.0; MAX_BLOCK]).collect();
-    let on_output = move |data: &mut [f32]| {
-        let frames = (data.len() / out_ch.max(1)) as u64;
-        if frames > m_out.max_block.load(Ordering::Relaxed) {
-            m_out.max_block.store(frames, Ordering::Relaxed);
-        }
-        let mut peak = 0.0f32;
-        for block in data.chunks_mut(MAX_BLOCK * out_ch.max(1)) {
-            let n = block.len() / out_ch.max(1);
-            for i in 0..n {
-                let x = mic_rx.pop().unwrap_or(0.0);
-                for c in planar.iter_mut() {
-                    c[i] = x;
-                }
-            }
-            let mut views: [&mut [f32]; 32] = Default::default();
-            let k = planar.len().min(32);
-            for (v, c) in views.iter_mut().zip(planar.iter_mut()) {
-                *v = &mut c[..n];
-            }
-            let ev = gate.event(s_out.state() == State::Ready, false);
-            audio.process(&mut views[..k], ev.as_slice());
-            for i in 0..n {
-                for c in 0..out_ch {
-                    let y = if c < k { views[c][i] } else { views[0][i] };
-                    peak = peak.max(y.abs());
-                    block[i * out_ch + c] = y;
-                }
-            }
-        }
-        raise(&m_out.output_peak, peak);
-    };
+    let mut mic = Microphone::new(mic_tx, in_cfg.channels() as usize, meters.clone());
+    let on_input = move |data: &[f32]| mic.process(data);
+    let ready: ReadyFn = Box::new(move || s_out.state() == State::Ready);
+    let mut speaker = Speaker::new(mic_rx, audio, ready, out_ch, meters.clone());
+    let on_output = move |data: &mut [f32]| speaker.process(data);
 
     let m_err = meters.clone();
     let err_in = move |e: cpal::StreamError| {

@@ -7,6 +7,7 @@
 mod bench;
 mod cli;
 mod live;
+mod live_audio;
 mod model_bench;
 mod model_cmd;
 mod outputs;

@@ -48,7 +48,8 @@ pub fn demo() -> Result<Audio> {
     decode(DEMO_WAV).context("the built-in demo WAV")
 }
 
-fn decode(bytes: &[u8]) -> Result<Audio> {
+/// Decodes WAV bytes (also the entry point the fuzzer and its corpus replay use).
+pub fn decode(bytes: &[u8]) -> Result<Audio> {
     let mut r = WavReader::new(Cursor::new(bytes)).map_err(describe)?;
     let spec = r.spec();
     if !(MIN_RATE..=MAX_RATE).contains(&spec.sample_rate) {

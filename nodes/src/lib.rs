@@ -29,6 +29,7 @@ pub mod decoder;
 pub mod driver;
 pub mod encoder;
 pub mod errors;
+pub mod gguf_header;
 pub mod graph;
 pub mod knobs;
 pub mod mimi_transformer;

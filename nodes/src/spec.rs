@@ -369,11 +369,27 @@ impl Manifest {
 /// Tensor name → shape, as read from a file header.
 pub type Shapes = HashMap<String, Vec<usize>>;
 
-fn shape<'a>(shapes: &'a Shapes, name: &str) -> Result<&'a [usize], String> {
-    shapes
+/// Largest size a dimension read from a header may have. Real models stay far
+/// below it; the bound keeps the size arithmetic below from overflowing on a
+/// crafted header (a zero-sized tensor can claim any other dimension).
+const MAX_DIM: usize = 1 << 31;
+
+/// The shape of a tensor that must have `R` dimensions of plausible size.
+fn dims<const R: usize>(name: &str, shape: &[usize]) -> Result<[usize; R], String> {
+    let d: [usize; R] = shape
+        .try_into()
+        .map_err(|_| format!("tensor `{name}` has shape {shape:?}, expected {R} dimensions"))?;
+    match d.iter().find(|&&x| x > MAX_DIM) {
+        Some(x) => Err(format!("tensor `{name}` has an implausible dimension {x}")),
+        None => Ok(d),
+    }
+}
+
+fn shape<const R: usize>(shapes: &Shapes, name: &str) -> Result<[usize; R], String> {
+    let s = shapes
         .get(name)
-        .map(|v| v.as_slice())
-        .ok_or_else(|| format!("tensor `{name}` is missing"))
+        .ok_or_else(|| format!("tensor `{name}` is missing"))?;
+    dims(name, s)
 }
 
 /// How many `{prefix}{i}.` groups exist (layers, slices, codebooks).
@@ -389,12 +405,12 @@ fn count_indexed(shapes: &Shapes, prefix: &str) -> usize {
 }
 
 /// First found of several names (weight-normed convs store `weight_v`).
-fn shape_any<'a>(shapes: &'a Shapes, names: &[&str]) -> Result<&'a [usize], String> {
-    names
+fn shape_any<const R: usize>(shapes: &Shapes, names: &[&str]) -> Result<[usize; R], String> {
+    let (name, s) = names
         .iter()
-        .find_map(|n| shapes.get(*n))
-        .map(|v| v.as_slice())
-        .ok_or_else(|| format!("none of the tensors {names:?} is present"))
+        .find_map(|n| shapes.get(*n).map(|s| (n, s)))
+        .ok_or_else(|| format!("none of the tensors {names:?} is present"))?;
+    dims(name, s)
 }
 
 /// Gated-MLP hidden width back to moshi's `dim_feedforward`.
@@ -417,27 +433,29 @@ pub fn infer_lm(shapes: &Shapes, kyutai: Option<&serde_json::Value>) -> Result<L
             .and_then(|v| v.as_u64())
             .map_or(d, |v| v as usize)
     };
-    let te = shape(shapes, "text_emb.weight")?;
-    let (text_in, d_model) = (te[0], te[1]);
-    let text_out = shape(shapes, "text_linear.weight")?[0];
-    let audio_vocab = shape(shapes, "emb.0.weight")?[0];
+    let [text_in, d_model] = shape(shapes, "text_emb.weight")?;
+    let [text_out, _] = shape(shapes, "text_linear.weight")?;
+    let [audio_vocab, _] = shape(shapes, "emb.0.weight")?;
     let audio_codebooks = count_indexed(shapes, "emb.");
     let num_layers = count_indexed(shapes, "transformer.layers.");
     let ff = ff_from_gated(
-        shape(shapes, "transformer.layers.0.gating.linear_in.weight")?[0],
+        shape::<2>(shapes, "transformer.layers.0.gating.linear_in.weight")?[0],
         d_model,
     );
     let num_slices = count_indexed(shapes, "depformer.");
-    let dd = shape(shapes, "depformer.0.linear_in.weight")?[0];
+    let [dd, _] = shape(shapes, "depformer.0.linear_in.weight")?;
     let dep_layers = count_indexed(shapes, "depformer.0.transformer.layers.");
     let dep_ff = ff_from_gated(
-        shape(
+        shape::<2>(
             shapes,
             "depformer.0.transformer.layers.0.gating.linear_in.weight",
         )?[0],
         dd,
     );
-    let low_rank = shapes.get("depformer.0.emb.low_rank.weight").map(|s| s[1]);
+    let low_rank = match shapes.get("depformer.0.emb.low_rank.weight") {
+        Some(s) => Some(dims::<2>("depformer.0.emb.low_rank.weight", s)?[1]),
+        None => None,
+    };
     let lm_t = |d_model, num_heads, num_layers, ff, context, pe: &str| TransformerSpec {
         d_model,
         num_heads,
@@ -482,20 +500,18 @@ pub fn infer_lm(shapes: &Shapes, kyutai: Option<&serde_json::Value>) -> Result<L
 
 /// Infers a Mimi config from tensor shapes (sizes only; layout is Mimi's).
 pub fn infer_mimi(shapes: &Shapes) -> Result<MimiSpec, String> {
-    let first = shape_any(
+    let [n_filters, _, _] = shape_any(
         shapes,
         &[
             "encoder.model.0.conv.conv.weight",
             "encoder.model.0.conv.conv.weight_v",
         ],
     )?;
-    let n_filters = first[0];
     let tp = "encoder_transformer.transformer.layers.";
-    let out = shape(shapes, &format!("{tp}0.self_attn.out_proj.weight"))?;
-    let dimension = out[0];
-    let ff = shape(shapes, &format!("{tp}0.linear1.weight"))?[0];
+    let [dimension, _] = shape(shapes, &format!("{tp}0.self_attn.out_proj.weight"))?;
+    let [ff, _] = shape(shapes, &format!("{tp}0.linear1.weight"))?;
     let num_layers = count_indexed(shapes, tp);
-    let cb = shape(
+    let [quantizer_bins, quantizer_dim] = shape(
         shapes,
         "quantizer.rvq_first.vq.layers.0._codebook.embedding_sum",
     )?;
@@ -505,7 +521,31 @@ pub fn infer_mimi(shapes: &Shapes) -> Result<MimiSpec, String> {
     spec.n_filters = n_filters;
     // Heads do not show in shapes: keep Mimi's 8 (the tiny models use 8 too).
     spec.transformer = mimi_transformer(dimension, 8, num_layers, ff);
-    spec.quantizer_bins = cb[0];
-    spec.quantizer_dim = cb[1];
+    spec.quantizer_bins = quantizer_bins;
+    spec.quantizer_dim = quantizer_dim;
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (`safetensors_header`): a header may give any tensor
+    /// any shape; inference must refuse it, naming the tensor, never index past it.
+    #[test]
+    fn wrong_ranks_and_absurd_sizes_are_errors_not_panics() {
+        let shapes: Shapes = [("text_emb.weight".to_string(), vec![])].into();
+        let e = infer_lm(&shapes, None).unwrap_err();
+        assert!(
+            e.contains("`text_emb.weight`") && e.contains("2 dimensions"),
+            "{e}"
+        );
+        let shapes: Shapes =
+            [("encoder.model.0.conv.conv.weight_v".to_string(), vec![4, 1])].into();
+        let e = infer_mimi(&shapes).unwrap_err();
+        assert!(e.contains("weight_v") && e.contains("3 dimensions"), "{e}");
+        let shapes: Shapes = [("text_emb.weight".to_string(), vec![0, usize::MAX])].into();
+        let e = infer_lm(&shapes, None).unwrap_err();
+        assert!(e.contains("implausible dimension"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@
 //! layers through this backend, so its own constructors drive the checks.
 
 use std::collections::HashMap;
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -65,6 +66,15 @@ pub fn gguf_quantization(file: &Path) -> Result<GgmlDType, ModelError> {
 /// truncated files and quantisations candle cannot read.
 fn gguf_tensors(file: &Path) -> Result<(Shapes, HashMap<String, GgmlDType>), ModelError> {
     let mut f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
+    let len = f.metadata().map_err(|e| ModelError::io(file, e))?.len();
+    let corrupt = |detail: String| ModelError::Corrupt {
+        file: file.into(),
+        format: "GGUF",
+        detail,
+    };
+    // candle trusts the header's sizes: check them first (see gguf_header).
+    crate::gguf_header::check(&mut f, len).map_err(corrupt)?;
+    f.rewind().map_err(|e| ModelError::io(file, e))?;
     let content = candle::quantized::gguf_file::Content::read(&mut f).map_err(|e| {
         let detail = e.to_string();
         match detail.strip_prefix("unknown dtype for tensor ") {
@@ -74,25 +84,22 @@ fn gguf_tensors(file: &Path) -> Result<(Shapes, HashMap<String, GgmlDType>), Mod
                 file.display(),
                 crate::precision::Precision::names()[3..].join(", ")
             )),
-            None => ModelError::Corrupt {
-                file: file.into(),
-                format: "GGUF",
-                detail,
-            },
+            None => corrupt(detail),
         }
     })?;
-    let len = f.metadata().map_err(|e| ModelError::io(file, e))?.len();
     let mut shapes = Shapes::new();
     let mut dtypes = HashMap::new();
     for (name, info) in content.tensor_infos.iter() {
         let bytes =
             info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-        if content.tensor_data_offset + info.offset + bytes as u64 > len {
-            return Err(ModelError::Corrupt {
-                file: file.into(),
-                format: "GGUF",
-                detail: format!("tensor `{name}` runs past the end of the file ({len} bytes)"),
-            });
+        let end = content
+            .tensor_data_offset
+            .checked_add(info.offset)
+            .and_then(|o| o.checked_add(bytes as u64));
+        if end.is_none_or(|end| end > len) {
+            return Err(corrupt(format!(
+                "tensor `{name}` runs past the end of the file ({len} bytes)"
+            )));
         }
         shapes.insert(name.clone(), info.shape.dims().to_vec());
         dtypes.insert(name.clone(), info.ggml_dtype);

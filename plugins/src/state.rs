@@ -18,6 +18,16 @@ use crate::knob_table::{Kind, KNOBS};
 /// Persisted fields and their defaults (JSON-encoded, as nice-plug stores them).
 const FIELDS: [(&str, &str); 2] = [("model_dir", "\"\""), ("preset", "\"\"")];
 
+/// What loading a saved state does with the host's bytes: nice-plug's JSON
+/// decoding (its `deserialize_json` is crate-private, so it is repeated here
+/// for tests and fuzzing), then [`sanitize`]. `None` for bytes that are not a
+/// state at all.
+pub fn parse(bytes: &[u8]) -> Option<PluginState> {
+    let mut state: PluginState = serde_json::from_slice(bytes).ok()?;
+    sanitize(&mut state);
+    Some(state)
+}
+
 /// Completes and clamps `state` in place. Returns the problems found (also logged).
 pub fn sanitize(state: &mut PluginState) -> Vec<String> {
     let mut problems = Vec::new();

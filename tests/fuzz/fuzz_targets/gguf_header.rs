@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| antiphon_fuzz::parsers::gguf_header(data));
