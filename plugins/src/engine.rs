@@ -1,7 +1,7 @@
 //! Everything on the generation side of the plugin, behind one small interface:
 //!
 //! ```text
-//! Engine::start(sample_rate, model: ModelChoice, knobs: Arc<KnobBus>)
+//! Engine::start(sample_rate, model: ModelChoice, knobs: Arc<KnobBus>, feed: UiFeed)
 //!     -> Result<(AudioSide, EngineHandle), String>
 //! ```
 //!
@@ -14,7 +14,8 @@
 //! * call [`KnobBus::publish`] regularly (the audio thread only writes cells) and
 //!   read knob values from the snapshot;
 //! * honour [`EngineHandle::request_reset`] (host reset / the `reset` knob);
-//! * stop promptly when the handle is dropped.
+//! * stop promptly when the handle is dropped;
+//! * keep the editor's feed ([`UiFeed`]) served and published.
 //!
 //! Generation is the canonical speech-to-speech graph (`antiphon-nodes`) on
 //! the framework's engine (worker pool + adaptive lead controller).
@@ -31,6 +32,8 @@ use antiphon_framework::clock::WallClock;
 use antiphon_framework::engine::{Engine as FrameworkEngine, EngineConfig};
 use antiphon_nodes::graph::canonical_graph;
 use antiphon_nodes::ModelBundle;
+
+use crate::ui_feed::UiFeed;
 
 /// Length of one model frame (Mimi: 80 ms).
 pub const FRAME_SECONDS: f64 = 0.080;
@@ -145,6 +148,7 @@ impl Engine {
         sample_rate: f64,
         model: ModelChoice,
         knobs: Arc<KnobBus>,
+        feed: UiFeed,
     ) -> Result<(AudioSide, EngineHandle), String> {
         let (audio, gen) = endpoint(&EndpointConfig::new(sample_rate));
         let status = Arc::new(EngineStatus::new());
@@ -154,7 +158,7 @@ impl Engine {
             let (status, reset, stop) = (status.clone(), reset.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("antiphon-engine".into())
-                .spawn(move || run(gen, model, knobs, status, reset, stop))
+                .spawn(move || run(gen, model, knobs, status, reset, stop, feed))
                 .map_err(|e| format!("cannot start the generation thread: {e}"))?
         };
         Ok((
@@ -201,6 +205,7 @@ fn run(
     status: Arc<EngineStatus>,
     reset: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    mut feed: UiFeed,
 ) {
     let rate = gen.sample_rate();
     let mut gen = Some(gen);
@@ -218,6 +223,7 @@ fn run(
                 }
             ),
         );
+        feed.publish(&status, None, &choice);
         let graph = load(&choice).and_then(|b| canonical_graph(&b, rate, 0));
         let graph = match graph {
             Ok(g) => g,
@@ -225,6 +231,8 @@ fn run(
                 status.set(Status::Failed, why);
                 // Wait for another choice; keep the input ring drained meanwhile.
                 while !stop.load(Ordering::Acquire) && model.current() == choice {
+                    feed.serve_requests();
+                    feed.publish(&status, None, &choice);
                     knobs.publish();
                     if let Some(g) = gen.as_mut() {
                         while g.read_input(&mut sink) > 0 {}
@@ -234,7 +242,7 @@ fn run(
                 continue;
             }
         };
-        let Some(io) = gen.take() else { return };
+        let Some(io) = gen.take() else { break };
         let cfg = EngineConfig {
             workers: 2,
             ..Default::default()
@@ -256,6 +264,8 @@ fn run(
             if reset.swap(false, Ordering::AcqRel) {
                 engine.reset();
             }
+            feed.serve_requests();
+            feed.publish(&status, Some(&engine), &choice);
             let errors = engine.errors();
             if errors.len() > reported {
                 reported = errors.len();
@@ -265,12 +275,13 @@ fn run(
         }
         gen = engine.stop_into_io().1;
     }
+    feed.stopped();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knob_table;
+    use crate::{knob_table, ui_feed};
 
     #[test]
     fn missing_model_dir_fails_with_a_reason_and_builtin_becomes_ready() {
@@ -284,7 +295,12 @@ mod tests {
             h.status().status()
         };
         let bad = ModelChoice(Arc::new(RwLock::new("/no/such/model".into())));
-        let (_a, h) = Engine::start(48_000.0, bad.clone(), knob_table::new_bus()).unwrap();
+        let feed = UiFeed::new(
+            ui_feed::new_bridge(),
+            Default::default(),
+            Default::default(),
+        );
+        let (_a, h) = Engine::start(48_000.0, bad.clone(), knob_table::new_bus(), feed).unwrap();
         assert_eq!(wait(&h), Status::Failed);
         assert!(h.status().reason().contains("/no/such/model"));
         // Changing the choice reloads without restarting.

@@ -5,6 +5,8 @@
 //! * [`state`]: saved-state sanitising (foreign or out-of-range → defaults).
 //! * [`engine`]: the generation side (model loading, the canonical graph on the engine).
 //! * [`presets`]: the shared `presets/` files.
+//! * [`editor`]: the editor; [`ui_bridge`] is all it shares with the rest,
+//!   [`ui_feed`] fills it from the generation side.
 //!
 //! **Latency.** The plugin reports **0 samples** to the host. The dry path is
 //! zero-latency, and the model's output is a *reply*, not a processed copy of
@@ -21,20 +23,27 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use antiphon_framework::denormals::DenormalGuard;
 use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::{AudioSide, OutputEvent, OutputParam};
 use nice_plug::prelude::*;
 
+pub mod editor;
 pub mod engine;
 pub mod knob_table;
 pub mod params;
 pub mod presets;
+pub mod remote_controls;
 pub mod state;
+pub mod ui_bridge;
+pub mod ui_feed;
 
 use antiphon_framework::knobs::Binding;
 use engine::{Engine, EngineHandle, ModelChoice, Status};
 use knob_table::{Knob, KNOBS};
 use params::AntiphonParams;
+use ui_bridge::UiBridge;
+use ui_feed::UiFeed;
 
 /// A running stream: the endpoint's audio half and the engine that feeds it.
 struct Running {
@@ -49,6 +58,8 @@ pub struct Antiphon {
     running: Option<Running>,
     /// Last value sent per knob (NaN = never sent), so unchanged knobs cost nothing.
     sent: [f32; KNOBS.len()],
+    /// What the editor shows and asks for (never touched by `process`).
+    ui: Arc<UiBridge>,
 }
 
 impl Default for Antiphon {
@@ -58,6 +69,7 @@ impl Default for Antiphon {
             knobs: knob_table::new_bus(),
             running: None,
             sent: [f32::NAN; KNOBS.len()],
+            ui: ui_feed::new_bridge(),
         }
     }
 }
@@ -148,12 +160,16 @@ impl Plugin for Antiphon {
 
     const SAMPLE_ACCURATE_AUTOMATION: bool = true;
 
-    type Editor = ();
+    type Editor = nice_plug_egui::EguiEditor<editor::EditorApp>;
     type SysExMessage = ();
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(self.ui.clone(), self.params.clone())
     }
 
     fn filter_state(state: &mut PluginState) {
@@ -170,7 +186,12 @@ impl Plugin for Antiphon {
         self.running = None;
         presets::check_chosen(&self.params);
         let model = ModelChoice(self.params.model_dir.clone());
-        match Engine::start(config.sample_rate as f64, model, self.knobs.clone()) {
+        let feed = UiFeed::new(
+            self.ui.clone(),
+            self.params.model_dir.clone(),
+            self.params.preset.clone(),
+        );
+        match Engine::start(config.sample_rate as f64, model, self.knobs.clone(), feed) {
             Ok((audio, engine)) => {
                 self.running = Some(Running { audio, engine });
                 // Everything is re-sent to the fresh endpoint on the first block.
@@ -202,6 +223,9 @@ impl Plugin for Antiphon {
         _aux: &mut AuxiliaryBuffers,
         _context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        // Denormals flushed for all of `process`, not only inside the endpoint
+        // (knob collection and the host's own buffers see them too).
+        let _ftz = DenormalGuard::new();
         #[cfg(feature = "test-alloc-canary")]
         std::hint::black_box(Vec::<u8>::with_capacity(16));
 
@@ -235,6 +259,10 @@ impl ClapPlugin for Antiphon {
         ClapFeature::Stereo,
         ClapFeature::Mono,
     ];
+
+    fn remote_controls(&self, context: &mut impl RemoteControlsContext) {
+        remote_controls::define(&self.params, context);
+    }
 }
 
 impl Vst3Plugin for Antiphon {
