@@ -7,8 +7,9 @@
 # generation side fed by a paced stand-in for an audio device) under Xvfb,
 # drives it like a user with xdotool (types a model folder, presses Enter) and
 # captures the window with xwd + ImageMagick. Writes:
-#   loading.png              a model folder (with spaces and non-ASCII) loading
+#   loading.png              the built-in model loading (written fresh first)
 #   ready-1.png ready-2.png  the built-in model running, 3 s apart (readouts move)
+#   ready-folder.png         a model folder typed in (spaces in its path) running
 #   failed.png               a model folder that does not exist, with the reason
 #   log.txt                  the plugin's log (NICE_LOG)
 # Needs: xvfb, x11-apps (xwd), imagemagick, xdotool, libgl1-mesa-dri.
@@ -55,8 +56,9 @@ shot() { xwd -silent -id "$win" | convert xwd:- "png:$1"; }
 state_of() {
   local best="" bestn=0 n
   for pair in loading:"rgb(230,170,60)" ready:"rgb(80,200,120)" failed:"rgb(235,90,80)"; do
-    n="$(convert "$1" -crop 560x70+0+30 +repage -fuzz 6% -fill black -opaque "${pair#*:}" \
-      -fill white +opaque black -negate -format '%[fx:round(mean*w*h)]' info:)"
+    n="$(convert "$1" -crop 560x70+0+24 +repage -fuzz 6% -fill magenta -opaque "${pair#*:}" \
+      -fill black +opaque magenta -fill white -opaque magenta -colorspace gray \
+      -format '%[fx:round(mean*w*h)]' info:)"
     if [ "$n" -gt "$bestn" ]; then best="${pair%%:*}"; bestn="$n"; fi
   done
   echo "${best:-unknown}"
@@ -81,6 +83,8 @@ choose_folder() {
   xdotool key --window "$win" Return
 }
 
+# A fresh cache: the built-in model is written, then loaded (a second or two).
+wait_for loading "$out/loading.png"
 wait_for ready "$out/ready-1.png"
 sleep 3
 shot "$out/ready-2.png"
@@ -88,20 +92,21 @@ diff_px="$(compare -metric AE "$out/ready-1.png" "$out/ready-2.png" null: 2>&1 |
 echo "ready-1 → ready-2: $diff_px pixels changed"
 
 # The model text field's row (logical px, scale 1), found from the layout.
-field_y="${FIELD_Y:-158}"
+field_y="${FIELD_Y:-120}"
 
-# A copy of the built-in model under a name with spaces and non-ASCII: loading it
-# is a real load (the weight cache holds the model in use).
-model="$work/my models/mödel ü"
+# A copy of the built-in model under a name with spaces: loading it is a real
+# load (the weight cache holds the model in use). (Non-ASCII typed by xdotool
+# does not reach baseview's windows under Xvfb; the editor's own tests type it.)
+model="$work/my models/tiny model"
 mkdir -p "$model"
 cp "$ANTIPHON_CACHE_DIR"/antiphon-builtin-*/* "$model/"
 choose_folder "$model"
-wait_for loading "$out/loading.png"
-wait_for ready "$work/after.png"
+sleep 1
+wait_for ready "$out/ready-folder.png"
 
 choose_folder "/no/such/folder/my model"
 wait_for failed "$out/failed.png"
 sleep 0.5
 shot "$out/failed.png"
 
-for f in loading ready-1 ready-2 failed; do echo "$out/$f.png: $(state_of "$out/$f.png")"; done
+for f in loading ready-1 ready-2 ready-folder failed; do echo "$out/$f.png: $(state_of "$out/$f.png")"; done

@@ -26,7 +26,7 @@ use crate::params::AntiphonParams;
 use crate::ui_bridge::{ModelRequest, ModelState, Snapshot, UiBridge};
 
 /// The editor's logical size.
-pub const SIZE: (u32, u32) = (560, 640);
+pub const SIZE: (u32, u32) = (560, 680);
 /// One model frame: the scale of the stage bars.
 const FRAME_MS: f64 = 80.0;
 /// Redraw rate while open (the feed publishes at 10 Hz).
@@ -181,12 +181,7 @@ fn status(ui: &mut Ui, s: &Snapshot) {
         ModelState::Failed => ("Failed", RED),
     };
     ui.horizontal(|ui| {
-        ui.label(
-            RichText::new(format!("● {word}"))
-                .color(color)
-                .strong()
-                .size(16.0),
-        );
+        ui.label(RichText::new(word).color(color).strong().size(16.0));
         if s.state == ModelState::Loading {
             ui.spinner();
             if let Some(since) = s.state_since {
@@ -379,12 +374,19 @@ fn lead_graph(ui: &mut Ui, s: &Snapshot) {
         font.clone(),
         GREY,
     );
-    p.text(
+    let legend = p.text(
         rect.right_top() + egui::vec2(-4.0, 2.0),
         egui::Align2::RIGHT_TOP,
-        "— lead   — aim",
+        "aim",
         font.clone(),
-        GREY,
+        AMBER,
+    );
+    p.text(
+        legend.left_top() - egui::vec2(8.0, 0.0),
+        egui::Align2::RIGHT_TOP,
+        "lead",
+        font.clone(),
+        BLUE,
     );
     p.text(
         rect.left_bottom() + egui::vec2(4.0, -2.0),
@@ -465,7 +467,7 @@ mod tests {
             "0.12",
             "backbone",
             "0.5 /   2.5 ms",
-            "— lead   — aim",
+            "last 5 s",
         ] {
             assert!(text.contains(want), "`{want}` missing from:\n{text}");
         }

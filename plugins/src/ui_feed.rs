@@ -135,7 +135,7 @@ impl UiFeed {
         if changed {
             self.state_since = now;
             if model != self.snap.model {
-                self.history.clear();
+                self.clear_figures();
             }
         }
         let due = |last: Option<Instant>, every| last.is_none_or(|t| now - t >= every);
@@ -148,7 +148,13 @@ impl UiFeed {
         self.snap.state_since = Some(self.state_since);
         self.snap.model = model.to_string();
         self.snap.preset = current(&self.preset);
-        if let Some(e) = engine {
+        let Some(e) = engine else {
+            // No stream (loading or failed): no figures to show, none stale.
+            self.clear_figures();
+            self.bridge.publish(self.snap.clone());
+            return;
+        };
+        {
             let f = e.status();
             self.apply_figures(&f, now);
             if let Some(line) = self.log.observe(&f, now) {
@@ -173,6 +179,14 @@ impl UiFeed {
         self.bridge.publish(self.snap.clone());
     }
 
+    fn clear_figures(&mut self) {
+        let s = &mut self.snap;
+        (s.latency_ms, s.lead_ms, s.aim_ms, s.rtf, s.underruns) = (0.0, 0.0, 0.0, 0.0, 0);
+        s.stages.clear();
+        s.lead_history.clear();
+        self.history.clear();
+    }
+
     fn apply_figures(&mut self, f: &EngineFigures, now: Instant) {
         self.snap.lead_ms = f.lead_ms;
         // The controller's target budget: the lead the controller aims for.
@@ -184,8 +198,8 @@ impl UiFeed {
                 lead_ms: f.lead_ms,
                 aim_ms: f.target_ms,
             });
-            self.snap.lead_history = self.history.to_vec();
         }
+        self.snap.lead_history = self.history.to_vec();
     }
 
     /// Called when the stream stops (deactivation): the editor shows "inactive".
@@ -362,6 +376,10 @@ mod tests {
         bridge.request_model(ModelRequest::Folder(missing.into()));
         let s = run_until("the failure", &|s| s.state == ModelState::Failed);
         assert_eq!(s.model, missing);
+        assert!(
+            s.stages.is_empty() && s.lead_history.is_empty() && s.lead_ms == 0.0,
+            "stale: {s:?}"
+        );
         assert!(
             s.reason.contains(missing) && s.reason.contains("Choose another model folder"),
             "{}",
