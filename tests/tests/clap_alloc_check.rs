@@ -124,10 +124,12 @@ fn checked_build_never_allocates_in_process() {
     let wet: u32 = line.rsplit('=').next().unwrap().trim().parse().unwrap();
     // Paced in real time, the model's reply must be audible in a large share
     // of the checked blocks. Not all: the random automation raises the latency
-    // floor (up to 500 ms of inserted silence each time) and resets the model.
-    // Measured: 2 117 of 4 000.
+    // floor (up to 500 ms of inserted silence each time) and resets the model
+    // (a reset starts a fresh engine, warm-up included). Measured: 2 117 of
+    // 4 000 alone, 1 454 while the canary build compiles candle beside it (as
+    // in CI); a dry or silent-forever plugin gives 0.
     assert!(
-        wet * 100 >= BLOCKS * 45,
+        wet * 100 >= BLOCKS * 25,
         "model output in too few blocks to be a real check: {line}"
     );
 }
