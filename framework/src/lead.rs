@@ -45,7 +45,10 @@ impl Default for LeadSettings {
             floor_ms: 40.0,
             ceiling_ms: 2000.0,
             quantile: 0.99,
-            margin_ms: 10.0,
+            // Covers what production times do not show: the OS scheduling the
+            // audio and worker threads late (measured: 10 ms let a 2-core box
+            // running two benches underrun at the stall quantile, 15 ms did not).
+            margin_ms: 15.0,
             release_ms_per_s: 25.0,
         }
     }
@@ -355,7 +358,7 @@ mod tests {
         t += 0.08;
         assert_eq!(
             c.observe(170.0, t),
-            180.0,
+            185.0,
             "a stall raises the budget immediately"
         );
         assert_eq!(c.reason(), LeadReason::Attack);
@@ -368,14 +371,14 @@ mod tests {
             }
         }
         let i = back_at_floor.expect("returns to the floor");
-        // 140 ms at 25 ms/s = 5.6 s = 70 frames.
-        assert!((65..=75).contains(&i), "back at floor after {i} frames");
+        // 145 ms at 25 ms/s = 5.8 s = 72.5 frames.
+        assert!((68..=77).contains(&i), "back at floor after {i} frames");
         // Stalls on every 10th frame are inside p99: the budget holds them.
         for i in 0..300 {
             t += 0.08;
             c.observe(if i % 10 == 9 { 170.0 } else { 20.0 }, t);
         }
-        assert_eq!(c.budget_ms(), 180.0);
+        assert_eq!(c.budget_ms(), 185.0);
     }
 
     #[test]
@@ -385,7 +388,7 @@ mod tests {
             ..Default::default()
         };
         let mut c = LeadController::new(s);
-        assert_eq!(c.underrun(120.0), 130.0);
+        assert_eq!(c.underrun(120.0), 135.0);
         assert_eq!(c.reason(), LeadReason::Underrun);
         assert_eq!(c.observe(900.0, 0.1), 300.0);
         assert_eq!(c.reason(), LeadReason::Ceiling);
