@@ -15,6 +15,14 @@ use antiphon_nodes::ModelBundle;
 
 const RATE: f64 = 48_000.0;
 
+/// The tests here run one at a time: an offline render uses every core, and
+/// beside it the wall-clock test would measure the render, not the engine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn voice(seconds: f64) -> Vec<f32> {
     (0..(seconds * RATE) as u64)
         .map(|n| speechlike(n, RATE))
@@ -45,6 +53,7 @@ fn render(
 
 #[test]
 fn offline_render_is_fast_and_deterministic_across_workers_and_seeds() {
+    let _serial = one_at_a_time();
     let (a, r) = render(1, 7, 8.0);
     let stages: Vec<String> = r
         .stages_ms
@@ -76,6 +85,7 @@ fn offline_render_is_fast_and_deterministic_across_workers_and_seeds() {
 
 #[test]
 fn sixty_seconds_on_the_wall_clock_without_underruns_after_warmup() {
+    let _serial = one_at_a_time();
     let bundle = ModelBundle::builtin().unwrap();
     let graph = canonical_graph(&bundle, RATE, 1).unwrap();
     let knobs = knob_bus(&graph, vec![]).unwrap();
