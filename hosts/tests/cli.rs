@@ -70,8 +70,13 @@ fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// The wall-clock benchmark runs alone: the other tests here (realtime runs,
+/// a JACK server) would otherwise share its 2 cores and be measured with it.
+static WALL_CLOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 #[test]
 fn run_realtime_on_44k1_stereo_keeps_rate_channels_and_duration() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let input = tmp("speech44.wav");
     write_speechlike(&input, 44_100, 2, 3.0);
     let (out, report, trace, plot) = (
@@ -162,6 +167,7 @@ fn run_realtime_on_44k1_stereo_keeps_rate_channels_and_duration() {
 
 #[test]
 fn run_float_output_is_finite_and_fast_runs_are_byte_identical() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     // 32-bit float, 3 channels, 22.05 kHz: an unusual but valid file.
     let input = tmp("speech22f.wav");
     {
@@ -228,6 +234,7 @@ fn run_float_output_is_finite_and_fast_runs_are_byte_identical() {
 
 #[test]
 fn run_without_input_uses_the_demo_voice() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let out = tmp("demo-reply.wav");
     let o = antiphon(&[
         "run",
@@ -249,6 +256,7 @@ fn run_without_input_uses_the_demo_voice() {
 /// benchmarks sharing 2 cores measure each other, not the engine.
 #[test]
 fn bench_on_the_wall_clock_with_and_without_stalls() {
+    let _alone = WALL_CLOCK.write().unwrap_or_else(|e| e.into_inner());
     let (stalls, steady) = (tmp("bench-stalls.json"), tmp("bench-steady.json"));
     let spawn = |extra: &[&str], report: &Path| {
         let mut args = vec!["bench", "--seconds", "60", "--report", s(report)];
@@ -323,6 +331,7 @@ fn bench_on_the_wall_clock_with_and_without_stalls() {
 
 #[test]
 fn model_init_tiny_then_inspect() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = tmp("tiny-model");
     let _ = std::fs::remove_dir_all(&dir);
     let o = antiphon(&["model", "init-tiny", s(&dir), "--seed", "3"]);
@@ -361,6 +370,7 @@ fn model_init_tiny_then_inspect() {
 
 #[test]
 fn presets_are_listed_with_descriptions() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let o = antiphon(&["presets"]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
@@ -373,6 +383,7 @@ fn presets_are_listed_with_descriptions() {
 
 #[test]
 fn help_reads_well() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let o = antiphon(&["--help"]);
     assert!(o.status.success());
     let t = text(&o);
@@ -433,6 +444,7 @@ fn mistake(args: &[&str], code: i32, expect: &[&str]) {
 
 #[test]
 fn user_mistakes_give_one_clear_line_and_a_nonzero_exit() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let out = tmp("never.wav");
     mistake(
         &["run", "--input", "/no/such/file.wav", "--output", s(&out)],
@@ -535,6 +547,7 @@ fn user_mistakes_give_one_clear_line_and_a_nonzero_exit() {
 /// Skips, saying why, when `jackd` is not installed or cannot start here.
 #[test]
 fn live_on_a_dummy_jack_server_runs_without_xruns() {
+    let _shared = WALL_CLOCK.read().unwrap_or_else(|e| e.into_inner());
     let server = format!("antiphon-test-{}", std::process::id());
     let jackd = Command::new("jackd")
         .args([
