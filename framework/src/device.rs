@@ -49,6 +49,9 @@ pub struct VirtualDevice {
     pub channels: usize,
     pub blocks: BlockSizes,
     pub pacing: Pacing,
+    /// Run wall-clock callbacks at realtime priority, as a sound card driver's
+    /// thread does (see [`VirtualDevice::realtime_priority`]).
+    pub realtime: bool,
 }
 
 /// One callback's view: `channels` hold `len` samples each. Fill them with input
@@ -78,6 +81,8 @@ pub struct DeviceRun {
     /// Callbacks that took longer than their block's period (a real device would glitch).
     pub xruns: u64,
     pub wall: Duration,
+    /// The callbacks ran at realtime priority.
+    pub realtime: bool,
 }
 
 impl VirtualDevice {
@@ -87,7 +92,18 @@ impl VirtualDevice {
             channels,
             blocks,
             pacing,
+            realtime: false,
         }
+    }
+
+    /// Asks for realtime scheduling (SCHED_FIFO) of the calling thread while a
+    /// wall-clock run lasts, as JACK, ALSA and CoreAudio give their callback
+    /// threads; the thread's old policy is restored afterwards. Without the
+    /// permission (no root, no rtprio limit) the run goes on at normal priority
+    /// and [`DeviceRun::realtime`] says so.
+    pub fn realtime_priority(mut self, on: bool) -> Self {
+        self.realtime = on;
+        self
     }
 
     /// Runs for `frames` sample frames (or until `callback` returns `false`).
@@ -109,8 +125,12 @@ impl VirtualDevice {
             BlockSizes::Random { seed, .. } => SplitMix64::new(*seed),
             _ => SplitMix64::new(0),
         };
-        let t0 = Instant::now();
         let mut out = DeviceRun::default();
+        let _priority = (self.realtime && self.pacing == Pacing::WallClock)
+            .then(crate::rt_priority::RealtimePriority::raise)
+            .flatten();
+        out.realtime = _priority.is_some();
+        let t0 = Instant::now();
         let mut pos = 0u64;
         let mut k = 0usize;
         while pos < frames {

@@ -33,6 +33,7 @@ pub mod period_cut;
 pub mod preset;
 pub mod report;
 pub mod rng;
+pub mod rt_priority;
 pub mod smoothing;
 pub mod synth;
 pub mod telemetry;
