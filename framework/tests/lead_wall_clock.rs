@@ -37,7 +37,8 @@ fn live(time: ProductionTime, seconds: f64, knob_at: Option<f64>) -> Report {
     let gain = knobs.id("synth_gain").unwrap();
     let stats = audio.stats().clone();
     let device = thread::spawn(move || {
-        let dev = VirtualDevice::new(RATE, 1, BlockSizes::Fixed(256), DevicePacing::WallClock);
+        let dev = VirtualDevice::new(RATE, 1, BlockSizes::Fixed(256), DevicePacing::WallClock)
+            .realtime_priority(true);
         let mut changed = false;
         dev.run((seconds * RATE) as u64, |b| {
             if let Some(at) = knob_at {

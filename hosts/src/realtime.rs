@@ -76,7 +76,8 @@ pub fn run(
                 feed.channels,
                 BlockSizes::Fixed(feed.block),
                 Pacing::WallClock,
-            );
+            )
+            .realtime_priority(true);
             // Everything the callback touches is allocated here, up front.
             let cap = if feed.keep_output {
                 feed.frames as usize
