@@ -167,6 +167,14 @@ pub struct EndpointStats {
     pub first_output_at: AtomicU64,
     /// Set once generated audio has been played (underruns count from then).
     pub started: AtomicBool,
+    /// The audio clock minus the generated samples taken from the ring so far
+    /// (wrapping): the `k`-th sample ever written to the ring plays at audio
+    /// clock `k + ring_offset`, as long as no gap comes before it. It changes
+    /// only when a sample plays without ring data (before the first output,
+    /// gap fill — both only while the ring is empty) or a reset discards queued
+    /// audio. Stored with `samples`, so a fixed output delay can be held
+    /// exactly ([`GenSide::next_write_plays_at`]).
+    pub ring_offset: AtomicU64,
     /// Callback duration histogram (ms).
     pub callback_ms: Histogram,
 }
@@ -204,6 +212,8 @@ pub struct AudioSide {
     mono: Box<[f32; CHUNK]>,
     wet: Box<[f32; CHUNK]>,
     started: bool,
+    /// Generated samples taken from the ring (played or discarded) so far.
+    ring_read: u64,
 }
 
 /// The generation half. See the module docs.
@@ -214,6 +224,8 @@ pub struct GenSide {
     to_audio: Producer<f32>,
     stats: Arc<EndpointStats>,
     rate: f64,
+    /// Generated samples written to the ring so far.
+    ring_written: u64,
 }
 
 /// Creates a connected endpoint pair. All memory is allocated here, none later.
@@ -235,6 +247,7 @@ pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
         mono: Box::new([0.0; CHUNK]),
         wet: Box::new([0.0; CHUNK]),
         started: false,
+        ring_read: 0,
     };
     let gen = GenSide {
         from_audio: in_rx,
@@ -242,6 +255,7 @@ pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
         to_audio: out_tx,
         stats,
         rate,
+        ring_written: 0,
     };
     (audio, gen)
 }
@@ -300,7 +314,12 @@ impl AudioSide {
         let n = self.from_gen.slots();
         if let Ok(chunk) = self.from_gen.read_chunk(n) {
             chunk.commit_all();
+            self.ring_read += n as u64;
         }
+        self.stats.ring_offset.store(
+            self.stats.clock().wrapping_sub(self.ring_read),
+            Ordering::Release,
+        );
         self.gap.reset();
         self.gain.reset(self.gain.target());
         self.mix.reset(self.mix.target());
@@ -398,6 +417,7 @@ impl AudioSide {
                 self.wet[..a.len()].copy_from_slice(a);
                 self.wet[a.len()..a.len() + b.len()].copy_from_slice(b);
                 chunk.commit_all();
+                self.ring_read += avail as u64;
             }
             if avail > 0 && !self.started {
                 self.started = true;
@@ -437,9 +457,12 @@ impl AudioSide {
                 }
             }
             start += len;
+            let clock = clock0 + start as u64;
+            // Offset first: a reader that sees the new clock sees it too.
             self.stats
-                .samples
-                .store(clock0 + start as u64, Ordering::Release);
+                .ring_offset
+                .store(clock.wrapping_sub(self.ring_read), Ordering::Release);
+            self.stats.samples.store(clock, Ordering::Release);
         }
         // Events left over (empty block): still take effect.
         while ev < events.len() {
@@ -565,7 +588,17 @@ impl GenSide {
             b.copy_from_slice(&samples[k..n]);
             chunk.commit_all();
         }
+        self.ring_written += n as u64;
         n
+    }
+
+    /// The audio clock at which the next sample written will play, if no gap
+    /// comes before it (see [`EndpointStats::ring_offset`]). Exact while the
+    /// ring holds audio; while it runs dry, a callback in progress may add
+    /// gap samples this does not see yet.
+    pub fn next_write_plays_at(&self) -> u64 {
+        self.ring_written
+            .wrapping_add(self.stats.ring_offset.load(Ordering::Acquire))
     }
 
     /// Whether the audio side has gone away (e.g. the device stopped).

@@ -150,6 +150,28 @@ impl OutputWriter {
         w
     }
 
+    /// Writes `frame` at a given place rather than adapting the lead (a fixed
+    /// output delay): `shift` > 0 inserts that many samples of gap fill first
+    /// (as [`write`](Self::write) does), `shift` < 0 drops the frame's first
+    /// `-shift` samples — audio that came too late to play in its place — and
+    /// fades in what remains.
+    pub fn write_at(&mut self, out: &mut dyn AudioOut, frame: &[f32], shift: i64) -> Written {
+        if shift >= 0 {
+            return self.write(out, frame, shift);
+        }
+        let skip = ((-shift) as usize).min(frame.len());
+        if skip == frame.len() {
+            return Written {
+                dropped: skip,
+                ..Written::default()
+            };
+        }
+        self.fade_left = self.crossfade;
+        let mut w = self.write(out, &frame[skip..], 0);
+        w.dropped += skip;
+        w
+    }
+
     /// Forget the last sample, any fade in progress and the cut allowance.
     pub fn reset(&mut self) {
         self.last = 0.0;

@@ -6,13 +6,23 @@
 //! * [`stream`]: the session core's settings for the plugin (model loading,
 //!   the canonical graph on the engine, status: `antiphon_nodes::session`).
 //! * [`presets`]: the presets (shipped ones compiled in, plus folders).
+//! * [`editor`]: the editor; [`ui_bridge`] is all it shares with the rest,
+//!   [`ui_feed`] fills it from the session and serves its requests.
+//! * [`remote_controls`]: CLAP remote-control pages.
 //!
-//! **Latency.** The plugin reports **0 samples** to the host. The dry path is
-//! zero-latency, and the model's output is a *reply*, not a processed copy of
-//! the input: delay-compensating it would only delay the whole track by the
-//! lead without aligning anything. The lead is adapted by generation and is
-//! visible in telemetry instead, so the reported latency never changes (no host
-//! thrash).
+//! **Latency** is the user's choice (the *Fixed latency* parameter):
+//! * *adaptive* (default) reports **0 samples**: the dry path is zero-latency,
+//!   the model's output is a *reply*, and the lead adapts freely (visible in
+//!   telemetry);
+//! * *fixed* reports one frame plus the lead floor
+//!   ([`AntiphonParams::latency_samples`]) and the engine holds every frame's
+//!   output exactly that long after its input
+//!   (`EngineConfig::fixed_delay_samples`), so the host's delay compensation
+//!   lines the wet signal up with the track.
+//!
+//! The reported value changes only when the user changes the mode or the lead
+//! floor in fixed mode: `process` notices and asks the host to restart the
+//! plugin (nice-plug's latency change), and the new activation runs with it.
 //!
 //! **Realtime safety.** `process` reads parameter atomics, writes knob cells
 //! (wait-free), and runs the framework's audio endpoint. It never locks, touches
@@ -23,19 +33,29 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use antiphon_framework::denormals::DenormalGuard;
 use antiphon_framework::{AudioSide, OutputEvent, OutputParam};
 use antiphon_nodes::session::{DryUntilReady, Session, State, Status};
 use nice_plug::prelude::*;
 
+pub mod editor;
+pub mod headless;
 pub mod knob_table;
 pub mod params;
 pub mod presets;
+pub mod remote_controls;
 pub mod state;
 pub mod stream;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
+pub mod ui_bridge;
+pub mod ui_feed;
 
 use antiphon_framework::knobs::Binding;
 use knob_table::{Knob, KNOBS};
 use params::AntiphonParams;
+use ui_bridge::UiBridge;
+use ui_feed::FeedThread;
 
 /// How long an offline render waits for the model at activation.
 const OFFLINE_LOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,11 +66,16 @@ const OFFLINE_BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running stream: the endpoint's audio half and the session that feeds it.
 struct Running {
     audio: AudioSide,
-    session: Session,
+    /// Shared with the editor's feed thread, which holds only a weak reference.
+    session: Arc<Session>,
     /// The host renders offline (a bounce): `process` waits for generation.
     offline: bool,
     /// An offline wait timed out: the rest of this render is dry.
     offline_failed: bool,
+    /// Sample rate of this activation.
+    rate: f64,
+    /// The latency reported to the host (samples).
+    latency: u32,
 }
 
 /// The plugin.
@@ -61,6 +86,10 @@ pub struct Antiphon {
     sent: [f32; KNOBS.len()],
     /// Dry until the session is ready.
     gate: DryUntilReady,
+    /// What the editor shows and asks for (never touched by `process`).
+    ui: Arc<UiBridge>,
+    /// Fills `ui` from the session; started on first activation or editor build.
+    feed: Option<FeedThread>,
 }
 
 impl Default for Antiphon {
@@ -70,6 +99,8 @@ impl Default for Antiphon {
             running: None,
             sent: [f32::NAN; KNOBS.len()],
             gate: DryUntilReady::default(),
+            ui: ui_feed::new_bridge(),
+            feed: None,
         }
     }
 }
@@ -79,6 +110,21 @@ impl Antiphon {
     /// and editors that can show it (`None` while inactive).
     pub fn status(&self) -> Option<Status> {
         self.running.as_ref().map(|r| r.session.status())
+    }
+
+    /// The editor's feed thread, started on first use (never on the audio thread).
+    fn feed(&mut self) -> Option<&FeedThread> {
+        if self.feed.is_none() {
+            match FeedThread::start(self.ui.clone(), self.params.clone()) {
+                Ok(f) => {
+                    #[cfg(feature = "test-hooks")]
+                    test_hooks::register(&self.ui, &self.params);
+                    self.feed = Some(f);
+                }
+                Err(e) => nice_error!("Antiphon: {e}"),
+            }
+        }
+        self.feed.as_ref()
     }
 
     /// Forwards changed knobs: output-stage ones as endpoint events at offset 0
@@ -165,12 +211,17 @@ impl Plugin for Antiphon {
 
     const SAMPLE_ACCURATE_AUTOMATION: bool = true;
 
-    type Editor = ();
+    type Editor = nice_plug_egui::EguiEditor<editor::EditorApp>;
     type SysExMessage = ();
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        self.feed();
+        editor::create(self.ui.clone(), self.params.clone())
     }
 
     fn filter_state(state: &mut PluginState) {
@@ -187,9 +238,16 @@ impl Plugin for Antiphon {
         self.running = None;
         presets::check_chosen(&self.params);
         let offline = config.process_mode == ProcessMode::Offline;
-        let cfg = stream::config(config.sample_rate as f64, &self.params.model_dir, offline);
+        let rate = config.sample_rate as f64;
+        let latency = self.params.latency_samples(rate);
+        let mut cfg = stream::config(rate, &self.params.model_dir, offline);
+        cfg.engine.fixed_delay_samples = (latency > 0).then_some(latency as u64);
         match Session::start(cfg) {
             Ok((audio, session)) => {
+                let session = Arc::new(session);
+                if let Some(feed) = self.feed() {
+                    feed.attach(&session);
+                }
                 if offline {
                     // A bounce must hear the model from its first sample:
                     // wait for it here (bounded), not in `process`.
@@ -206,11 +264,13 @@ impl Plugin for Antiphon {
                     session,
                     offline,
                     offline_failed: false,
+                    rate,
+                    latency,
                 });
                 // Everything is re-sent to the fresh endpoint on the first block.
                 self.sent = [f32::NAN; KNOBS.len()];
                 self.gate.reset();
-                context.set_latency_samples(0);
+                context.set_latency_samples(latency);
                 true
             }
             Err(e) => {
@@ -235,8 +295,11 @@ impl Plugin for Antiphon {
         &mut self,
         buffer: &mut Buffer,
         _aux: &mut AuxiliaryBuffers,
-        _context: &mut impl ProcessContext<Self>,
+        context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        // Denormals flushed for all of `process`, not only inside the endpoint
+        // (knob collection and the host's own buffers see them too).
+        let _ftz = DenormalGuard::new();
         #[cfg(feature = "test-alloc-canary")]
         std::hint::black_box(Vec::<u8>::with_capacity(16));
 
@@ -250,6 +313,13 @@ impl Plugin for Antiphon {
             value: 0.0,
         }; 3];
         let n = self.collect_changes(&run, clock, &mut events);
+        let latency = self.params.latency_samples(run.rate);
+        if latency != run.latency {
+            // The user changed the latency mode (or the fixed budget): tell the
+            // host, which restarts the plugin; the next activation uses it.
+            run.latency = latency;
+            context.set_latency_samples(latency);
+        }
         if run.offline && !run.offline_failed && run.session.state() == State::Ready {
             // Offline (a bounce): wait for generation instead of gap-filling.
             let complete =
@@ -283,6 +353,10 @@ impl ClapPlugin for Antiphon {
         ClapFeature::Stereo,
         ClapFeature::Mono,
     ];
+
+    fn remote_controls(&self, context: &mut impl RemoteControlsContext) {
+        remote_controls::define(&self.params, context);
+    }
 }
 
 impl Vst3Plugin for Antiphon {

@@ -33,6 +33,13 @@ pub struct AntiphonParams {
     pub listen: BoolParam,
     #[id = "reset"]
     pub reset: BoolParam,
+    /// Latency reporting (not a knob of the engine, so not in the knob table):
+    /// off = *adaptive* (reports 0, the lead adapts freely); on = *fixed*
+    /// (reports [`AntiphonParams::latency_samples`] and holds the wet output
+    /// exactly there). Not automatable: changing it makes the host restart
+    /// the plugin to re-align.
+    #[id = "fixed_latency"]
+    pub fixed_latency: BoolParam,
 
     /// Model directory; empty means the built-in model. Saved with the project.
     /// Read by the engine's worker (never by the audio thread), which reloads
@@ -102,13 +109,29 @@ impl Default for AntiphonParams {
                 .with_value_to_string(formatters::v2s_f32_rounded(0)),
             listen: on_off(Knob::LISTEN),
             reset: on_off(Knob::RESET),
+            fixed_latency: BoolParam::new("Fixed latency", false).non_automatable(),
             model_dir: Arc::new(RwLock::new(String::new())),
             preset: Arc::new(RwLock::new(String::new())),
         }
     }
 }
 
+/// Length of one model frame: the input a frame needs before it can be made.
+pub const FRAME_SECONDS: f64 = 0.08;
+
 impl AntiphonParams {
+    /// The latency to report at `rate`: 0 when adaptive; when fixed, one
+    /// frame (the input a reply frame needs) plus the lead floor (the time
+    /// generation has to make it). Realtime-safe (atomics and arithmetic).
+    #[inline]
+    pub fn latency_samples(&self, rate: f64) -> u32 {
+        if !self.fixed_latency.value() {
+            return 0;
+        }
+        let s = FRAME_SECONDS + self.lead_floor_ms.value() as f64 / 1000.0;
+        (s * rate).round() as u32
+    }
+
     /// Current value of a knob in its own unit (booleans as 0/1). Realtime-safe:
     /// parameter values are atomics.
     #[inline]

@@ -15,6 +15,10 @@ use nice_plug::plugin::{ParamValue, PluginState};
 
 use crate::knob_table::{Kind, KNOBS};
 
+/// Host parameters that are not knobs of the engine (so not in the knob
+/// table), with their defaults: fixed latency off.
+const EXTRA_SWITCHES: [(&str, bool); 1] = [("fixed_latency", false)];
+
 /// Persisted fields and their defaults (JSON-encoded, as nice-plug stores them).
 const FIELDS: [(&str, &str); 2] = [("model_dir", "\"\""), ("preset", "\"\"")];
 
@@ -61,7 +65,10 @@ pub fn sanitize(state: &mut PluginState) -> Vec<String> {
     let unknown: Vec<String> = state
         .params
         .keys()
-        .filter(|id| !KNOBS.iter().any(|k| k.id == id.as_str()))
+        .filter(|id| {
+            !KNOBS.iter().any(|k| k.id == id.as_str())
+                && !EXTRA_SWITCHES.iter().any(|(e, _)| e == id)
+        })
         .cloned()
         .collect();
     if !unknown.is_empty() {
@@ -71,6 +78,19 @@ pub fn sanitize(state: &mut PluginState) -> Vec<String> {
         ));
         for id in unknown {
             state.params.remove(&id);
+        }
+    }
+    for (id, default) in EXTRA_SWITCHES {
+        match state.params.get(id) {
+            Some(ParamValue::Bool(_)) => {}
+            found => {
+                if let Some(bad) = found {
+                    problems.push(format!("`{id}`: unusable value {bad:?}, using default"));
+                }
+                state
+                    .params
+                    .insert(id.to_string(), ParamValue::Bool(default));
+            }
         }
     }
     for (key, default) in FIELDS {

@@ -27,7 +27,13 @@ fn alloc_child() {
         return;
     };
     let mut p = load(std::path::Path::new(&path));
-    let params = p.enumerate();
+    // Every automatable parameter (a host never automates "Fixed latency";
+    // changing it asks the host for a restart).
+    let params: Vec<_> = p
+        .enumerate()
+        .into_iter()
+        .filter(|q| q.name != "Fixed latency")
+        .collect();
     let mut rng = Rng(42);
     let mut io = Io::new(1024);
     let mut events = EventBuffer::with_capacity(16);

@@ -36,7 +36,13 @@ fn plugin_child() {
         return;
     };
     let mut p = load(std::path::Path::new(&path));
-    let params = p.enumerate();
+    // Every automatable parameter (a host never automates "Fixed latency";
+    // changing it asks the host for a restart).
+    let params: Vec<_> = p
+        .enumerate()
+        .into_iter()
+        .filter(|q| q.name != "Fixed latency")
+        .collect();
     let mut proc_ = p.activate(48_000.0, 1024);
     // Everything the audio thread touches is allocated here: the confined
     // thread's first allocation would map a malloc arena (a syscall).

@@ -66,6 +66,14 @@ impl Io {
         }
     }
 
+    /// Audio clock at which the next sample written will play (live only).
+    fn next_write_plays_at(&self) -> Option<u64> {
+        match self {
+            Io::Live(g) => Some(g.next_write_plays_at()),
+            Io::Offline { .. } => None,
+        }
+    }
+
     fn gap_samples(&self) -> u64 {
         match self {
             Io::Live(g) => g
@@ -174,6 +182,9 @@ impl Job {
 }
 
 /// The text of a panic payload (empty if it carried none).
+/// A fixed delay is held to within this (seconds; 1 ms).
+const FIXED_SLACK_S: f64 = 0.001;
+
 pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -201,6 +212,10 @@ pub struct Status {
     pub itl_p99_ms: f64,
     pub skipped: u64,
     pub failed: bool,
+    /// Fixed delay only: frames that missed their place (came later than the
+    /// fixed delay allows) since the engine started. Rising means the fixed
+    /// latency is too short for this model on this machine.
+    pub late_frames: u64,
 }
 
 pub(super) struct Core {
@@ -705,6 +720,22 @@ impl Core {
         }
     }
 
+    /// Fixed delay only: how far frame `si` must move to start playing exactly
+    /// the fixed delay after its input (> 0: gap fill before it, < 0: drop its
+    /// first samples). Shifts within [`FIXED_SLACK_S`] are left alone, so the
+    /// ±1-sample frame lengths of a resampled graph never cause a fix-up.
+    fn fixed_shift(&self, si: usize) -> Option<i64> {
+        let d = self.cfg.fixed_delay_samples?;
+        if !self.realtime() || self.cfg.pacing != Pacing::InputPaced {
+            return None;
+        }
+        let plays_at = self.io.next_write_plays_at()?;
+        let want = self.slots[si].start + d;
+        let shift = want.wrapping_sub(plays_at) as i64;
+        let slack = (FIXED_SLACK_S * self.rate).round() as i64;
+        Some(if shift.abs() <= slack { 0 } else { shift })
+    }
+
     fn write_frame(&mut self, si: usize) {
         if let Some(w) = &mut self.warming {
             w.push(self.slots[si].compute_ms);
@@ -730,6 +761,7 @@ impl Core {
             _ => &[],
         };
         let live = self.realtime();
+        let fixed = self.fixed_shift(si);
         let mut adjust = 0i64;
         let queued = self.io.queued();
         if live {
@@ -755,7 +787,13 @@ impl Core {
             self.status.lead_ms = lead_ms;
             self.status.budget_ms = budget;
             self.status.aim_ms = aim;
-            if self.cfg.pacing == Pacing::InputPaced {
+            if let Some(shift) = fixed {
+                // Fixed delay: the output's place is given; nothing adapts it.
+                adjust = shift;
+                if shift < 0 {
+                    self.status.late_frames += 1;
+                }
+            } else if self.cfg.pacing == Pacing::InputPaced {
                 let ms = self
                     .controller
                     .adjust_ms(lead_ms, production_ms, self.cfg.hysteresis_ms);
@@ -767,7 +805,11 @@ impl Core {
             }
         }
         self.last_write = Some(now);
-        let w = self.writer.write(self.io.out(), samples, adjust);
+        let w = if fixed.is_some() {
+            self.writer.write_at(self.io.out(), samples, adjust)
+        } else {
+            self.writer.write(self.io.out(), samples, adjust)
+        };
         self.rec.inserted += w.inserted as u64;
         self.rec.dropped += w.dropped as u64;
         self.rec.cut += w.cut as u64;

@@ -94,6 +94,13 @@ pub struct EngineConfig {
     pub hysteresis_ms: f64,
     /// Fade length when the lead grows by gap fill, ms.
     pub crossfade_ms: f64,
+    /// Realtime, input-paced only: hold every frame's output at exactly this
+    /// many samples after its input (a plugin's *fixed* latency mode, whose
+    /// reported latency this is). The lead controller then measures but never
+    /// moves the output; a frame that is late is gap-filled and the stream
+    /// re-aligns by dropping what came too late ([`Status::late_frames`]).
+    /// `None`: the lead adapts freely.
+    pub fixed_delay_samples: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -110,6 +117,7 @@ impl Default for EngineConfig {
             lead: LeadSettings::default(),
             hysteresis_ms: 5.0,
             crossfade_ms: 3.0,
+            fixed_delay_samples: None,
         }
     }
 }
@@ -119,8 +127,13 @@ impl EngineConfig {
     /// longest frame (frames are rounded to whole samples) plus one sample for
     /// output schedules that round down (the model graph's resampler). With it,
     /// the block whose input completes frame t never waits for frame t+1.
+    ///
+    /// With a [`fixed_delay_samples`](Self::fixed_delay_samples) at least that
+    /// long, D is the fixed delay: a bounce then lines up exactly as the
+    /// realtime stream does (a plugin's fixed latency mode).
     pub fn offline_delay_samples(&self, rate: f64) -> usize {
-        (self.frame_seconds * rate).ceil() as usize + 1
+        let d = (self.frame_seconds * rate).ceil() as usize + 1;
+        self.fixed_delay_samples.map_or(d, |f| d.max(f as usize))
     }
 }
 
