@@ -251,3 +251,75 @@ fn fixed_latency_is_reported_when_chosen_and_the_plugin_plays_in_fixed_mode() {
     assert_eq!(p.latency(), 0);
     p.deactivate(proc_);
 }
+
+/// A bounce in fixed mode lines up exactly at the latency the host was told:
+/// the plugin's offline output is that many samples of silence, then exactly
+/// what `render_offline` gives for the same input (so a DAW's delay
+/// compensation aligns the export as it does the realtime roll).
+#[test]
+fn a_bounce_in_fixed_mode_is_delayed_by_exactly_the_reported_latency() {
+    use antiphon_framework::engine::{render_offline, EngineConfig, RunMode};
+    use antiphon_framework::knobs::KnobBus;
+    use antiphon_nodes::session::{build_graph, knob_specs};
+
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = load(plugin());
+    // Fixed latency with a 200 ms lead floor, as a project would restore it.
+    let saved = p.save();
+    let mut state: serde_json::Value = serde_json::from_slice(&saved[8..]).unwrap();
+    state["params"]["fixed_latency"] = serde_json::json!({ "bool": true });
+    state["params"]["lead_floor_ms"] = serde_json::json!({ "f32": 200.0 });
+    let json = state.to_string();
+    let mut blob = (json.len() as u64).to_le_bytes().to_vec();
+    blob.extend_from_slice(json.as_bytes());
+    p.load_state(&blob).unwrap();
+    p.set_render_mode(RenderMode::Offline);
+    let mut proc_ = p.activate(RATE, 4096);
+    let latency = p.latency() as usize;
+    assert_eq!(latency, 13_440, "80 ms frame + 200 ms floor");
+
+    let total = (5.0 * RATE) as usize;
+    let input: Vec<f32> = (0..total)
+        .map(|i| 0.5 * antiphon_framework::synth::speechlike(i as u64, RATE))
+        .collect();
+    let mut io = Io::new(4096);
+    let mut rng = Rng(3);
+    let mut out = Vec::with_capacity(total);
+    let none = EventBuffer::new();
+    let mut pos = 0;
+    while pos < total {
+        let n = (1 + rng.below(4096) as usize).min(total - pos);
+        for ch in io.input.iter_mut() {
+            ch[..n].copy_from_slice(&input[pos..pos + n]);
+        }
+        io.process(&mut proc_, n, &none);
+        out.extend_from_slice(&io.output[0][..n]);
+        pos += n;
+    }
+    p.deactivate(proc_);
+
+    let cfg = EngineConfig {
+        workers: 2,
+        mode: RunMode::Offline,
+        ..Default::default()
+    };
+    let bundle = antiphon_nodes::ModelBundle::builtin().unwrap();
+    let graph = build_graph(&bundle, RATE, 0, None).unwrap();
+    let (reference, _, _) = render_offline(graph, input, cfg, KnobBus::new(knob_specs(8)).unwrap())
+        .expect("reference render");
+    let m = total - latency;
+    let first_diff = (0..m).find(|&i| out[latency + i].to_bits() != reference[i].to_bits());
+    println!(
+        "bounce in fixed mode: reported {latency} samples; output = {} zeros, then render_offline's \
+         output over {m} samples: first difference {first_diff:?}",
+        out.iter().position(|x| *x != 0.0).unwrap_or(0)
+    );
+    assert!(
+        out[..latency].iter().all(|x| *x == 0.0),
+        "silence until the latency"
+    );
+    assert_eq!(
+        first_diff, None,
+        "output ≠ render_offline shifted by the reported latency"
+    );
+}

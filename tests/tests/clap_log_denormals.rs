@@ -78,8 +78,7 @@ fn nice_log_names_the_failed_model() {
     }
     let _ = std::fs::remove_file(&log);
     assert!(
-        text.contains("model failed")
-            && text.contains("/no/such/antiphon model")
+        text.contains("/no/such/antiphon model` failed")
             && text.contains("passing audio through dry"),
         "NICE_LOG file lacks the load failure:\n{text}"
     );
