@@ -324,6 +324,10 @@ fn user_reason(state: ModelState, reason: &str, model: &str) -> String {
             format!("loading {name}; audio passes through dry until it is ready")
         }
         ModelState::Ready => format!("{name} is running"),
+        // The session's reasons usually say what to do; add it where not.
+        ModelState::Failed if reason.to_lowercase().contains("choose") => {
+            format!("{reason}. Audio passes through dry.")
+        }
         ModelState::Failed => {
             format!("{reason}. Audio passes through dry. Choose another model folder, or Built-in.")
         }
@@ -471,7 +475,9 @@ mod tests {
             "stale: {s:?}"
         );
         assert!(
-            s.reason.contains(missing) && s.reason.contains("Choose another model folder"),
+            s.reason.contains(missing)
+                && s.reason.contains("choose an existing model folder")
+                && s.reason.matches("hoose").count() == 1,
             "{}",
             s.reason
         );
