@@ -46,6 +46,13 @@ pub struct EndpointConfig {
     pub smoothing_ms: f32,
     /// Fade out/in length around a gap fill.
     pub crossfade_ms: f32,
+    /// Delay of the dry path, in samples, on the first
+    /// [`dry_delay_channels`](Self::dry_delay_channels) channels (0: none). A
+    /// plugin reporting a fixed latency delays its dry signal by the same
+    /// amount, so dry and wet stay aligned after the host's compensation.
+    pub dry_delay_samples: usize,
+    /// How many channels the dry delay covers (its memory is allocated here).
+    pub dry_delay_channels: usize,
 }
 
 impl EndpointConfig {
@@ -56,6 +63,8 @@ impl EndpointConfig {
             output_seconds: 4.0,
             smoothing_ms: 5.0,
             crossfade_ms: 3.0,
+            dry_delay_samples: 0,
+            dry_delay_channels: 0,
         }
     }
 
@@ -214,6 +223,50 @@ pub struct AudioSide {
     started: bool,
     /// Generated samples taken from the ring (played or discarded) so far.
     ring_read: u64,
+    dry_delay: DryDelay,
+}
+
+/// A fixed delay of the dry path: one circular buffer per channel, allocated
+/// once. (Its own code: a few lines, and no delay-line crate is
+/// allocation-free by contract.)
+struct DryDelay {
+    lines: Vec<Box<[f32]>>,
+    pos: usize,
+}
+
+impl DryDelay {
+    fn new(samples: usize, channels: usize) -> Self {
+        let lines = if samples == 0 {
+            Vec::new()
+        } else {
+            (0..channels)
+                .map(|_| vec![0.0; samples].into_boxed_slice())
+                .collect()
+        };
+        Self { lines, pos: 0 }
+    }
+
+    /// `x` in on channel `c`, the sample from `len` samples ago out (channels
+    /// past the delay's count pass through).
+    #[inline]
+    fn tap(&mut self, c: usize, x: f32) -> f32 {
+        match self.lines.get_mut(c) {
+            Some(line) => std::mem::replace(&mut line[self.pos], x),
+            None => x,
+        }
+    }
+
+    /// One sample later on every channel.
+    #[inline]
+    fn advance(&mut self) {
+        if let Some(len) = self.lines.first().map(|l| l.len()) {
+            self.pos = (self.pos + 1) % len;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lines.iter_mut().for_each(|l| l.fill(0.0));
+    }
 }
 
 /// The generation half. See the module docs.
@@ -248,6 +301,7 @@ pub fn endpoint(cfg: &EndpointConfig) -> (AudioSide, GenSide) {
         wet: Box::new([0.0; CHUNK]),
         started: false,
         ring_read: 0,
+        dry_delay: DryDelay::new(cfg.dry_delay_samples, cfg.dry_delay_channels),
     };
     let gen = GenSide {
         from_audio: in_rx,
@@ -321,6 +375,7 @@ impl AudioSide {
             Ordering::Release,
         );
         self.gap.reset();
+        self.dry_delay.clear();
         self.gain.reset(self.gain.target());
         self.mix.reset(self.mix.target());
         self.bypass.reset(self.bypass.target());
@@ -445,9 +500,9 @@ impl AudioSide {
                 let g = self.gain.next();
                 let m = self.mix.next();
                 let b = self.bypass.next();
-                for ch in channels.iter_mut() {
+                for (c, ch) in channels.iter_mut().enumerate() {
                     let ch = ch.as_mut();
-                    let dry = ch[start + i];
+                    let dry = self.dry_delay.tap(c, ch[start + i]);
                     let processed = g * ((1.0 - m) * dry + m * wet);
                     ch[start + i] = if b == 0.0 {
                         processed
@@ -455,6 +510,7 @@ impl AudioSide {
                         b * dry + (1.0 - b) * processed
                     };
                 }
+                self.dry_delay.advance();
             }
             start += len;
             let clock = clock0 + start as u64;

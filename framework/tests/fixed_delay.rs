@@ -155,3 +155,41 @@ fn an_adaptive_lead_is_not_held_at_the_delay() {
     let (share, _) = aligned(&delays);
     assert!(share < 0.5, "{share}");
 }
+
+/// The dry path's delay (a plugin's fixed latency delays its dry signal too):
+/// bypassed, the output is the input exactly `dry_delay_samples` later, across
+/// odd block sizes; a reset clears what it held.
+#[test]
+fn the_dry_path_is_delayed_by_exactly_the_dry_delay() {
+    use antiphon_framework::OutputParam;
+    let mut cfg = EndpointConfig::new(RATE);
+    cfg.dry_delay_samples = 1_000;
+    cfg.dry_delay_channels = 2;
+    let (mut audio, _gen) = endpoint(&cfg);
+    audio.set_param(OutputParam::Bypass, 1.0);
+    audio.reset();
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
+    let mut pos = 0u64;
+    for n in [1usize, 7, 480, 1_023, 4_096, 333].iter().cycle().take(30) {
+        let mut l: Vec<f32> = (0..*n as u64).map(|i| ramp(pos + i)).collect();
+        let mut r: Vec<f32> = l.iter().map(|x| -x).collect();
+        ins.extend_from_slice(&l);
+        audio.process(&mut [&mut l[..], &mut r[..]], &[]);
+        assert!(
+            l.iter().zip(&r).all(|(a, b)| *a == -*b),
+            "channels delayed alike"
+        );
+        outs.extend_from_slice(&l);
+        pos += *n as u64;
+    }
+    assert!(outs[..1_000].iter().all(|x| *x == 0.0));
+    assert_eq!(
+        &outs[1_000..],
+        &ins[..ins.len() - 1_000],
+        "exactly 1 000 samples later"
+    );
+    audio.reset();
+    let mut l = vec![0.5f32; 10];
+    audio.process(&mut [&mut l[..]], &[]);
+    assert_eq!(l, vec![0.0; 10], "a reset forgets the delayed input");
+}

@@ -233,6 +233,28 @@ fn fixed_latency_is_reported_when_chosen_and_the_plugin_plays_in_fixed_mode() {
     let mut proc_ = p.activate(RATE, N as u32);
     assert_eq!(p.latency(), want, "after the restart");
     until_generated(&mut proc_, &mut io, "fixed mode");
+    // The plugin's own dry path is delayed by the same latency: at Dry/wet 0
+    // the output is the input, `want` samples later.
+    let mut ev = EventBuffer::with_capacity(1);
+    ev.push(&param_event(0, p.param("Dry/wet").id, 0.0));
+    let none = EventBuffer::new();
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
+    for k in 0..60u64 {
+        speech(&mut io, k * N as u64, N, RATE);
+        io.process(&mut proc_, N, if k == 0 { &ev } else { &none });
+        ins.extend_from_slice(&io.input[0][..N]);
+        outs.extend_from_slice(&io.output[0][..N]);
+    }
+    let off = (want as usize + N)..outs.len(); // after the 5 ms mix ramp
+    let worst = off
+        .clone()
+        .map(|k| (outs[k] - ins[k - want as usize]).abs())
+        .fold(0.0f32, f32::max);
+    println!("fixed mode, Dry/wet 0: output vs input {want} samples earlier, worst difference {worst:e} over {} samples", off.len());
+    assert!(
+        worst <= 1e-6,
+        "dry path not delayed by the latency: {worst}"
+    );
     p.deactivate(proc_);
     // Saved with the project.
     let saved = p.save();

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use antiphon_framework::clock::WallClock;
 use antiphon_framework::endpoint::{endpoint, output_knobs, EndpointConfig, EndpointStats};
-use antiphon_framework::engine::{Engine, EngineConfig, Status as EngineStatus};
+use antiphon_framework::engine::{Engine, EngineConfig, RunMode, Status as EngineStatus};
 use antiphon_framework::graph::Graph;
 use antiphon_framework::knobs::{KnobBus, KnobSpec};
 use antiphon_framework::lead::LeadSettings;
@@ -135,6 +135,24 @@ impl DryUntilReady {
     }
 }
 
+/// Channels whose dry path a fixed output delay also delays (mono and stereo
+/// front ends; further channels pass through undelayed).
+pub const DRY_DELAY_CHANNELS: usize = 2;
+
+/// The endpoint for `cfg`: with a fixed output delay, the dry path is delayed
+/// by the same amount, so dry and wet stay aligned (a plugin's fixed latency).
+fn endpoint_config(cfg: &SessionConfig) -> EndpointConfig {
+    let mut e = EndpointConfig::new(cfg.sample_rate);
+    if let Some(d) = cfg.engine.fixed_delay_samples {
+        e.dry_delay_samples = match cfg.engine.mode {
+            RunMode::Offline => cfg.engine.offline_delay_samples(e.rate()),
+            RunMode::Realtime => d as usize,
+        };
+        e.dry_delay_channels = DRY_DELAY_CHANNELS;
+    }
+    e
+}
+
 /// What a session runs and how.
 #[derive(Clone)]
 pub struct SessionConfig {
@@ -222,7 +240,7 @@ impl Session {
     /// Allocates and spawns: call it from activation, never from the audio thread.
     pub fn start(cfg: SessionConfig) -> Result<(AudioSide, Session), String> {
         let knobs = KnobBus::new(cfg.knobs.clone()).map_err(|e| format!("knobs: {e}"))?;
-        let (mut audio, gen) = endpoint(&EndpointConfig::new(cfg.sample_rate));
+        let (mut audio, gen) = endpoint(&endpoint_config(&cfg));
         if cfg.start_dry {
             // Start dry, not fading in from silence: there is no model yet
             // (see [`DryUntilReady`]).
