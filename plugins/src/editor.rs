@@ -43,6 +43,8 @@ const BLUE: Color32 = Color32::from_rgb(90, 160, 240);
 pub enum Action {
     Model(ModelRequest),
     Preset(String),
+    /// The *Fixed latency* parameter, set through the host.
+    FixedLatency(bool),
 }
 
 /// Editor-only state (the text being typed), kept across frames.
@@ -128,6 +130,7 @@ impl NiceEguiApp for EditorApp {
         _frame: &mut nice_plug_egui::Frame,
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         self.gui = Some(gui);
+        self.bridge.set_open(true);
         Ok(())
     }
 
@@ -139,6 +142,11 @@ impl NiceEguiApp for EditorApp {
         match draw(ui, &snap, &mut self.form) {
             Some(Action::Model(r)) => self.bridge.request_model(r),
             Some(Action::Preset(name)) => self.bridge.request_preset(name),
+            Some(Action::FixedLatency(on)) => {
+                if let Some(gui) = &self.gui {
+                    set(&gui.param_setter(), &self.params.fixed_latency, on);
+                }
+            }
             None => {}
         }
         ui.ctx().request_repaint_after(REDRAW);
@@ -147,6 +155,7 @@ impl NiceEguiApp for EditorApp {
     fn editor_closed(&mut self) {
         // The host context belongs to the window that just closed.
         self.gui = None;
+        self.bridge.set_open(false);
         self.form = Form::default();
     }
 }
@@ -162,6 +171,9 @@ pub fn draw(ui: &mut Ui, s: &Snapshot, form: &mut Form) -> Option<Action> {
             action = Some(a);
         }
         if let Some(a) = preset(ui, s) {
+            action = Some(a);
+        }
+        if let Some(a) = latency_mode(ui, s) {
             action = Some(a);
         }
         ui.separator();
@@ -273,6 +285,17 @@ fn preset(ui: &mut Ui, s: &Snapshot) -> Option<Action> {
         }
     });
     action
+}
+
+fn latency_mode(ui: &mut Ui, s: &Snapshot) -> Option<Action> {
+    let mut fixed = s.fixed_latency_ms.is_some();
+    let label = match s.fixed_latency_ms {
+        Some(ms) => format!("Fixed latency: {ms:.0} ms reported to the host (frame + lead floor)"),
+        None => "Fixed latency (off: adaptive, 0 reported to the host)".to_string(),
+    };
+    ui.checkbox(&mut fixed, label)
+        .changed()
+        .then_some(Action::FixedLatency(fixed))
 }
 
 fn readouts(ui: &mut Ui, s: &Snapshot) {
@@ -597,6 +620,18 @@ mod tests {
             u.click("Built-in"),
             Some(Action::Model(ModelRequest::Builtin))
         );
+    }
+
+    #[test]
+    fn the_latency_mode_shows_what_is_reported_and_a_click_switches_it() {
+        let mut u = User::new(ready());
+        assert!(find(&u.shapes, "0 reported to the host").is_some());
+        assert_eq!(u.click("Fixed latency"), Some(Action::FixedLatency(true)));
+        let mut fixed = ready();
+        fixed.fixed_latency_ms = Some(280.0);
+        let mut u = User::new(fixed);
+        assert!(find(&u.shapes, "Fixed latency: 280 ms reported").is_some());
+        assert_eq!(u.click("Fixed latency"), Some(Action::FixedLatency(false)));
     }
 
     #[test]

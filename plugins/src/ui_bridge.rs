@@ -14,6 +14,7 @@
 //!   DAW records them and undo/automation work.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -116,11 +117,25 @@ pub struct UiBridge {
     model_request: ArcSwapOption<ModelRequest>,
     preset_request: ArcSwapOption<String>,
     param_changes: ArcSwapOption<Vec<(Knob, f32)>>,
+    /// An editor window is open (the feed aggregates the report only then:
+    /// it locks the engine for a moment, which generation should not pay for
+    /// while nobody looks).
+    open: AtomicBool,
 }
 
 impl UiBridge {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Editor: the window opened or closed.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Release);
+    }
+
+    /// Whether an editor window is open.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// The newest snapshot (wait-free).

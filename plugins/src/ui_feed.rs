@@ -222,6 +222,9 @@ impl Feed {
         self.snap.state_since = Some(self.state_since);
         self.snap.model = model;
         self.snap.preset = current(&self.params.preset);
+        self.snap.fixed_latency_ms = self.params.fixed_latency.value().then(|| {
+            crate::params::FRAME_SECONDS * 1000.0 + self.params.lead_floor_ms.value() as f64
+        });
         let figures = session
             .filter(|_| state == ModelState::Ready)
             .and_then(|s| {
@@ -235,9 +238,6 @@ impl Feed {
             return;
         };
         self.apply_figures(&f, now);
-        self.snap.fixed_latency_ms = self.params.fixed_latency.value().then(|| {
-            crate::params::FRAME_SECONDS * 1000.0 + self.params.lead_floor_ms.value() as f64
-        });
         self.snap.late_frames = f.late_frames;
         if let Some(fixed) = self.snap.fixed_latency_ms.filter(|_| f.late_frames > 0) {
             self.snap.notice = format!(
@@ -249,7 +249,7 @@ impl Feed {
         if let Some(line) = self.log.observe(&f, now) {
             nice_plug::nice_warn!("Antiphon: {line}");
         }
-        if changed || due(self.last_report, REPORT_EVERY) {
+        if self.bridge.is_open() && (changed || due(self.last_report, REPORT_EVERY)) {
             self.last_report = Some(now);
             if let Some(r) = session.report() {
                 self.snap.latency_ms = r.latency_ms.p50;
@@ -427,6 +427,7 @@ mod tests {
         let (mut audio, session) = Session::start(cfg).unwrap();
         let session = Arc::new(session);
         let feed = FeedThread::start(bridge.clone(), params.clone()).unwrap();
+        bridge.set_open(true); // as the editor does when its window opens
         feed.attach(&session);
         let (mut l, mut r) = (vec![0.0f32; 480], vec![0.0f32; 480]);
         let mut slowest = Duration::ZERO;
