@@ -88,7 +88,8 @@ pub struct Antiphon {
     gate: DryUntilReady,
     /// What the editor shows and asks for (never touched by `process`).
     ui: Arc<UiBridge>,
-    /// Fills `ui` from the session; started on first activation or editor build.
+    /// Fills `ui` from the session and serves its requests; started when
+    /// nice-plug builds the editor (instance creation) or at activation.
     feed: Option<FeedThread>,
 }
 

@@ -1,8 +1,8 @@
 //! Fills one plugin instance's [`UiBridge`] from its session
 //! ([`antiphon_nodes::session::Session`]) and serves the editor's requests.
-//! It runs on its own thread (one per plugin instance, started when the
-//! instance is first activated or its editor first built), never on the audio
-//! thread, and never waits for a load:
+//! It runs on its own thread (one per plugin instance, started when nice-plug
+//! builds the instance's editor or at the first activation), never on the
+//! audio thread, and never waits for a load:
 //!
 //! * [`Feed::publish`] turns the session's status, live figures and report
 //!   into a [`Snapshot`] (figures at 10 Hz; the report, which aggregates
@@ -17,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::thread::Thread;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use antiphon_framework::engine::Status as EngineFigures;
@@ -52,12 +52,14 @@ pub fn new_bridge() -> Arc<UiBridge> {
 /// The session the feed reads: set at activation, gone when it is dropped.
 type SessionSlot = Arc<Mutex<Weak<Session>>>;
 
-/// One plugin instance's feed thread. Dropping the handle stops the thread
-/// (signal only: it never joins, so a host thread never waits).
+/// One plugin instance's feed thread. Dropping the handle stops the thread and
+/// waits for it — at most one publish, which never waits for a load — so no
+/// code of the plugin runs once the instance is gone (a host may unload the
+/// library right after).
 pub struct FeedThread {
     slot: SessionSlot,
     stop: Arc<AtomicBool>,
-    thread: Thread,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl FeedThread {
@@ -85,21 +87,26 @@ impl FeedThread {
         Ok(Self {
             slot,
             stop,
-            thread: handle.thread().clone(),
+            thread: Some(handle),
         })
     }
 
     /// Follows `session` from now on (an activation).
     pub fn attach(&self, session: &Arc<Session>) {
         *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(session);
-        self.thread.unpark();
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
     }
 }
 
 impl Drop for FeedThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        self.thread.unpark();
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
     }
 }
 
@@ -495,6 +502,11 @@ mod tests {
             slowest < Duration::from_millis(20),
             "slowest block {slowest:?}"
         );
+        // Dropping the handle (the instance going away) waits for the thread,
+        // which a stop request ends at once: the host thread is not held up.
+        let t = Instant::now();
+        drop(feed);
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
     }
 
     #[test]

@@ -181,10 +181,10 @@ impl Job {
     }
 }
 
-/// The text of a panic payload (empty if it carried none).
 /// A fixed delay is held to within this (seconds; 1 ms).
 const FIXED_SLACK_S: f64 = 0.001;
 
+/// The text of a panic payload (empty if it carried none).
 pub(super) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
