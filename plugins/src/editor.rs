@@ -312,10 +312,12 @@ fn readouts(ui: &mut Ui, s: &Snapshot) {
                 ui,
                 "Latency (p50)",
                 match s.fixed_latency_ms {
-                    Some(f) => format!(
-                        "{:.0} ms  (fixed at {f:.0} ms; {} late frames)",
+                    Some(f) if s.late_frames > 0 => format!(
+                        "{:.0} ms  (fixed at {f:.0} ms: too short, {} frames late; \
+                         raise the lead floor)",
                         s.latency_ms, s.late_frames
                     ),
+                    Some(f) => format!("{:.0} ms  (fixed at {f:.0} ms)", s.latency_ms),
                     None => format!("{:.0} ms  (adaptive)", s.latency_ms),
                 },
             );
@@ -629,8 +631,10 @@ mod tests {
         assert_eq!(u.click("Fixed latency"), Some(Action::FixedLatency(true)));
         let mut fixed = ready();
         fixed.fixed_latency_ms = Some(280.0);
+        fixed.late_frames = 3;
         let mut u = User::new(fixed);
         assert!(find(&u.shapes, "Fixed latency: 280 ms reported").is_some());
+        assert!(find(&u.shapes, "too short, 3 frames late").is_some());
         assert_eq!(u.click("Fixed latency"), Some(Action::FixedLatency(false)));
     }
 

@@ -246,13 +246,6 @@ impl Feed {
         };
         self.apply_figures(&f, now);
         self.snap.late_frames = f.late_frames;
-        if let Some(fixed) = self.snap.fixed_latency_ms.filter(|_| f.late_frames > 0) {
-            self.snap.notice = format!(
-                "The fixed latency ({fixed:.0} ms) is too short here: {} frames came late. \
-                 Raise the lead floor, or choose adaptive latency.",
-                f.late_frames
-            );
-        }
         if let Some(line) = self.log.observe(&f, now) {
             nice_plug::nice_warn!("Antiphon: {line}");
         }
