@@ -120,6 +120,11 @@ impl Loaded {
                 b
             }
         };
+        if bundle.lm_quantized {
+            if let Some(hint) = antiphon_nodes::precision::quantized_speed_hint() {
+                eprintln!("note: {hint}");
+            }
+        }
         Ok(Self {
             bundle,
             preset,
