@@ -199,6 +199,38 @@ impl ModelBundle {
         }
     }
 
+    /// The file that made this folder its family: `antiphon.json`, else
+    /// kyutai's `config.json`, else the weights it was recognised from.
+    pub fn family_source(&self) -> PathBuf {
+        [MANIFEST_FILE, "config.json"]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| self.mimi_file.clone())
+    }
+
+    /// `Ok` when this model does `task`; otherwise why not, naming the file
+    /// that says what it is and the families that would do (`what` names the
+    /// command or mode asking, e.g. "`antiphon live` (a conversation)").
+    pub fn expect_task(&self, task: family::Task, what: &str) -> Result<(), String> {
+        if self.family.task() == task {
+            return Ok(());
+        }
+        let fit: Vec<&str> = family::all()
+            .iter()
+            .filter(|f| f.task() == task)
+            .map(|f| f.name())
+            .collect();
+        Err(format!(
+            "`{}` makes this a `{}` model, {}; {what} needs {} (family {})",
+            self.family_source().display(),
+            self.family.name(),
+            self.family.task().describe(),
+            task.describe(),
+            fit.join(" or ")
+        ))
+    }
+
     /// The model's graph at `rate`, each node passed through `wrap`.
     pub fn graph_with(
         &self,
@@ -382,6 +414,17 @@ pub fn kyutai_config(dir: &Path) -> Result<Option<serde_json::Value>, ModelError
 fn recognise(dir: &Path) -> Result<&'static dyn Family, ModelError> {
     let names = file_names(dir)?;
     let config = kyutai_config(dir)?;
+    if let Some(t) = family::declared_type(config.as_ref()) {
+        if family::by_name(t).is_err() {
+            return Err(ModelError::config(
+                dir.join("config.json"),
+                format!(
+                    "model_type `{t}` is not a model family this build runs (it runs: {})",
+                    family::names().join(", ")
+                ),
+            ));
+        }
+    }
     family::all()
         .iter()
         .copied()

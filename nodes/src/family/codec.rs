@@ -74,7 +74,9 @@ impl Family for Codec {
         ]
     }
     fn recognises(&self, files: &[String], config: Option<&serde_json::Value>) -> bool {
-        mimi_file(files).is_some() && lm_file(files, config).is_none()
+        super::declared_type(config).is_none()
+            && mimi_file(files).is_some()
+            && lm_file(files, config).is_none()
     }
     fn load(
         &'static self,

@@ -88,13 +88,15 @@ impl Family for LmFamily {
         crate::knobs::all(bundle.decoded_codebooks())
     }
     fn recognises(&self, files: &[String], config: Option<&serde_json::Value>) -> bool {
-        let model_type = config
-            .and_then(|c| c.get("model_type"))
-            .and_then(|t| t.as_str())
-            .unwrap_or("moshi");
-        model_type == self.model_type
-            && mimi_file(files).is_some()
-            && lm_file(files, config).is_some()
+        // A declared model type decides (the load then names what is missing).
+        match super::declared_type(config) {
+            Some(t) => t == self.model_type,
+            None => {
+                self.model_type == "moshi"
+                    && mimi_file(files).is_some()
+                    && lm_file(files, config).is_some()
+            }
+        }
     }
     fn load(
         &'static self,
@@ -164,6 +166,10 @@ impl LmFamily {
         };
         let lm_spec =
             infer_lm(&lm_shapes, kyutai.as_ref()).map_err(|e| ModelError::config(&lm_path, e))?;
+        if let Some(cfg) = &kyutai {
+            config_matches_weights(cfg, &lm_spec, &lm)
+                .map_err(|e| ModelError::config(dir.join("config.json"), e))?;
+        }
         let mimi_path = dir.join(&mimi);
         let mut mimi_spec = infer_mimi(&safetensors_shapes(&open_safetensors(&mimi_path)?))
             .map_err(|e| ModelError::config(&mimi_path, e))?;
@@ -204,6 +210,37 @@ impl LmFamily {
             .map_err(|e| ModelError::config(&lm_path, e))?;
         Ok(m)
     }
+}
+
+/// Checks what `config.json` says about the stream layout against what the
+/// weights hold: another model's config beside these weights is an error, not
+/// a model that runs with the wrong layout.
+fn config_matches_weights(
+    cfg: &serde_json::Value,
+    lm: &crate::spec::LmSpec,
+    lm_file: &str,
+) -> Result<(), String> {
+    let checks = [
+        (
+            "n_q",
+            lm.audio_codebooks,
+            "audio codebook embeddings (emb.*)",
+        ),
+        ("dep_q", lm.depformer.num_slices, "depformer slices"),
+        ("dim", lm.transformer.d_model, "backbone width"),
+        ("num_layers", lm.transformer.num_layers, "backbone layers"),
+    ];
+    for (key, found, what) in checks {
+        if let Some(want) = cfg.get(key).and_then(|v| v.as_u64()) {
+            if want as usize != found {
+                return Err(format!(
+                    "says {key} = {want}, but `{lm_file}` has {found} {what}: this config \
+                     belongs to another model"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Mimi in kyutai's layout: the first `tokenizer-*.safetensors`.

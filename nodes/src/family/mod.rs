@@ -165,6 +165,11 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|f| f.name()).collect()
 }
 
+/// The model type kyutai's `config.json` declares (`"model_type"`), if any.
+pub(crate) fn declared_type(config: Option<&serde_json::Value>) -> Option<&str> {
+    config?.get("model_type")?.as_str()
+}
+
 /// Builds and validates a family graph for a device at `rate`, each node
 /// passed through `wrap(stage name, node)` first.
 pub fn build(
