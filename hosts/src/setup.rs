@@ -120,7 +120,7 @@ impl Loaded {
                 b
             }
         };
-        if bundle.lm_quantized {
+        if bundle.lm.as_ref().is_some_and(|lm| lm.quantized) {
             if let Some(hint) = antiphon_nodes::precision::quantized_speed_hint() {
                 eprintln!("note: {hint}");
             }
