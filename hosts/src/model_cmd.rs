@@ -10,12 +10,20 @@ use antiphon_nodes::ModelBundle;
 use anyhow::{anyhow, bail, Context, Result};
 use candle::DType;
 
-use crate::cli::{InitSize, ModelCommand};
+use crate::cli::{InitFamily, InitSize, ModelCommand};
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
         ModelCommand::InitTiny { dir, seed } => init(&dir, ModelSize::Tiny, seed),
-        ModelCommand::Init { dir, size, seed } => {
+        ModelCommand::Init {
+            dir,
+            family: InitFamily::Csm,
+            seed,
+            ..
+        } => init_csm(&dir, seed),
+        ModelCommand::Init {
+            dir, size, seed, ..
+        } => {
             let size = match size {
                 InitSize::Tiny => ModelSize::Tiny,
                 InitSize::RealMimi => ModelSize::RealMimi,
@@ -42,6 +50,26 @@ fn init(dir: &Path, size: ModelSize, seed: u64) -> Result<()> {
     println!("wrote {} (seed {seed}) to {}", m.name, dir.display());
     println!(
         "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn init_csm(dir: &Path, seed: u64) -> Result<()> {
+    if dir.join("model.safetensors").exists() {
+        bail!(
+            "`{}` already holds a model; choose an empty or new directory",
+            dir.display()
+        );
+    }
+    antiphon_nodes::csm::standin::write_csm_standin(dir, seed)
+        .map_err(|e| anyhow!("cannot write the model: {e}"))?;
+    println!(
+        "wrote the CSM stand-in (seed {seed}; random weights, not speech) to {}",
+        dir.display()
+    );
+    println!(
+        "use it with: antiphon say \"Hello.\" --model {} --output hello.wav",
         dir.display()
     );
     Ok(())

@@ -17,11 +17,17 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(bundle: &ModelBundle) -> Self {
-        let mut dec = bundle.decoder.clone();
+        Self::from_codec(
+            bundle.decoder.clone(),
+            bundle.generation().generated_audio_codebooks,
+        )
+    }
+    /// A decoder over any Mimi codec taking frames of `codebooks` codes.
+    pub fn from_codec(mut dec: MimiDecoder, codebooks: usize) -> Self {
         dec.reset_state();
         Self {
             dec,
-            gen: bundle.generation().generated_audio_codebooks,
+            gen: codebooks,
             reset: ResetWatch::default(),
         }
     }

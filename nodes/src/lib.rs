@@ -15,6 +15,7 @@
 //! * [`graph::canonical_graph`]: the same nodes as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
+//! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph).
 //! * [`session`]: the session core both front ends use (model loading and
 //!   cache, graph, knob bus, presets, engine, status).
 
@@ -25,6 +26,7 @@ pub mod capture;
 pub mod chain;
 pub mod code_predictor;
 pub mod codec;
+pub mod csm;
 pub mod decoder;
 pub mod driver;
 pub mod encoder;
