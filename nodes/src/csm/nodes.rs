@@ -116,7 +116,8 @@ impl Default for CsmProgress {
 }
 
 impl CsmProgress {
-    /// The first frame after the last turn (`None` while still speaking).
+    /// Frames the whole script took, counted from the stream's first frame
+    /// (`None` while still speaking).
     pub fn finished_at(&self) -> Option<u64> {
         match self.finished_frame.load(Ordering::Acquire) {
             u64::MAX => None,
@@ -248,6 +249,9 @@ pub struct BackboneNode {
     turn: Turn,
     /// Audio was generated since the last (re)start: the next prompt begins with `eos`.
     spoke: bool,
+    /// The engine's index of the stream's first frame (frames keep counting
+    /// across a reset).
+    first_frame: Option<u64>,
     epoch: u64,
     eos: u32,
     reset: ResetWatch,
@@ -259,6 +263,7 @@ impl BackboneNode {
         self.sampler.reset();
         self.turn = Turn::Next(0);
         self.spoke = false;
+        self.first_frame = None;
         self.epoch += 1;
         let p = &self.progress;
         p.finished_frame.store(u64::MAX, Ordering::Release);
@@ -302,7 +307,10 @@ impl BackboneNode {
     ) -> candle::Result<Option<Tensor>> {
         if index >= plan.turns.len() {
             self.turn = Turn::Done;
-            self.progress.finished_frame.store(frame, Ordering::Release);
+            let first = *self.first_frame.get_or_insert(frame);
+            self.progress
+                .finished_frame
+                .store(frame - first, Ordering::Release);
             return Ok(None);
         }
         let want = self.limit.frames(plan.turns[index].len());
@@ -342,6 +350,7 @@ impl BackboneNode {
                 None
             }
         };
+        self.first_frame.get_or_insert(cx.frame);
         match self.turn {
             Turn::Done => Ok(None),
             Turn::Next(i) => self.start_turn(plan, i, cx.frame),
@@ -515,6 +524,7 @@ pub fn model_nodes(
         limit,
         turn: Turn::Next(0),
         spoke: false,
+        first_frame: None,
         epoch: 0,
         eos,
         reset: ResetWatch::default(),
