@@ -244,29 +244,30 @@ pub struct LiveArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Write the built-in tiny model (random weights) to DIR in the real on-disk layout.
+    /// Write exactly the built-in tiny model (random weights, its seed) to DIR in the real on-disk layout.
     InitTiny {
         /// Directory to create (must not hold a model already).
         dir: PathBuf,
-        /// Seed of the random weights.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        seed: u64,
     },
-    /// Write a random-weight model to DIR in the real on-disk layout (real architecture and
-    /// tensor names, random weights: not speech), to benchmark real sizes without downloads.
+    /// Write a family's random-weight stand-in to DIR in the real on-disk layout (real
+    /// architecture and tensor names, random weights: not speech), to run and benchmark
+    /// without downloads.
     Init {
         /// Directory to create (must not hold a model already).
         dir: PathBuf,
-        /// tiny: the built-in model; real-mimi: real-size Mimi codec (kyutai v0.1) with the tiny LM.
+        /// Model family (see `antiphon model families`).
+        #[arg(long, value_name = "NAME", default_value = "moshi")]
+        family: String,
+        /// moshi only: tiny (the built-in model's sizes) or real-mimi (real-size Mimi codec,
+        /// kyutai v0.1, with the tiny LM).
         #[arg(long, value_enum, default_value_t = InitSize::Tiny)]
         size: InitSize,
-        /// Model family: moshi (speech to speech) or csm (text to speech; `--size` does not apply).
-        #[arg(long, value_enum, default_value_t = InitFamily::Moshi)]
-        family: InitFamily,
         /// Seed of the random weights.
         #[arg(long, value_name = "N", default_value_t = 0)]
         seed: u64,
     },
+    /// List the model families: what each does, its pacing and ports.
+    Families,
     /// Load DIR and print what is there (family, config, tensors, parameters, dtype, size),
     /// or exactly what is wrong.
     Inspect {
@@ -277,12 +278,6 @@ pub enum ModelCommand {
     /// Render offline on a model and print per-stage time per frame (p50/p99), real-time factor,
     /// resident memory and the lead floor to use on this machine.
     Bench(ModelBenchArgs),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitFamily {
-    Moshi,
-    Csm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

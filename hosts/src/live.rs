@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use antiphon_framework::endpoint::OutputParam;
+use antiphon_nodes::family::Task;
 use antiphon_nodes::session::{apply_knobs, load_model_with, Level, Session, SessionConfig, State};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -148,7 +149,13 @@ pub fn run(args: LiveArgs) -> Result<()> {
     cfg.engine = engine_config(args.model.workers as usize, args.out.trace.is_some(), 5.0);
     cfg.seed = args.model.seed;
     let opts = args.model.load.options();
-    cfg.loader = Arc::new(move |c, _| load_model_with(c, opts));
+    // `live` holds a conversation: a translation model or an effect is refused
+    // with the reason, before any device opens.
+    cfg.loader = Arc::new(move |c, _| {
+        let bundle = load_model_with(c, opts)?;
+        bundle.expect_task(Task::Conversation, "`antiphon live` (a conversation)")?;
+        Ok(bundle)
+    });
     cfg.knobs = session_knobs();
     cfg.log = Some(Arc::new(|level, msg| {
         let tag = if level == Level::Error { "error: " } else { "" };

@@ -128,7 +128,15 @@ impl Loaded {
         })
     }
 
-    /// The canonical graph at `rate`, its backbone optionally stalled, and the
+    /// Engine settings for this model: the shared ones, paced as its family is.
+    pub fn engine_config(&self, trace: bool, warmup_seconds: f64) -> EngineConfig {
+        EngineConfig {
+            pacing: self.bundle.family.pacing().engine(),
+            ..engine_config(self.workers, trace, warmup_seconds)
+        }
+    }
+
+    /// The model's graph at `rate`, its backbone optionally stalled, and the
     /// knob bus with the preset applied.
     pub fn graph(&self, rate: f64, stall: Option<Stall>) -> Result<(Graph, Arc<KnobBus>)> {
         let wrap = stall.map(stall_wrap);

@@ -17,10 +17,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(bundle: &ModelBundle) -> Self {
-        Self::from_codec(
-            bundle.decoder.clone(),
-            bundle.generation().generated_audio_codebooks,
-        )
+        Self::from_codec(bundle.decoder.clone(), bundle.decoded_codebooks())
     }
     /// A decoder over any Mimi codec taking frames of `codebooks` codes.
     pub fn from_codec(mut dec: MimiDecoder, codebooks: usize) -> Self {

@@ -12,7 +12,9 @@
 //!   [`backbone::Backbone`], [`code_predictor::CodePredictor`],
 //!   [`decoder::Decoder`], [`output::Output`]; [`chain::OfflineChain`] runs
 //!   them in order.
-//! * [`graph::canonical_graph`]: the same nodes as a validated framework graph.
+//! * [`family`]: model families (Moshi, Hibiki, the codec alone): each says
+//!   which nodes make its graph, its ports, pacing, knobs and stand-in.
+//! * [`graph::canonical_graph`]: a model's graph as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
 //! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph).
@@ -31,6 +33,7 @@ pub mod decoder;
 pub mod driver;
 pub mod encoder;
 pub mod errors;
+pub mod family;
 pub mod gguf_header;
 pub mod graph;
 pub mod knobs;

@@ -303,9 +303,17 @@ pub struct Manifest {
     /// Always [`MANIFEST_FORMAT`].
     pub format: String,
     pub name: String,
-    pub lm: FileSpec<LmSpec>,
+    /// The model family (see [`crate::family`]); manifests written before
+    /// families existed hold Moshi models.
+    #[serde(default = "default_family")]
+    pub family: String,
+    /// The language model (Moshi and Hibiki); absent for the codec alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<FileSpec<LmSpec>>,
     pub mimi: FileSpec<MimiSpec>,
-    pub generation: GenerationSpec,
+    /// Stream layout of the language model; absent for the codec alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationSpec>,
     /// SentencePiece text tokenizer, if the bundle has one (unused by the nodes).
     #[serde(default)]
     pub text_tokenizer: Option<String>,
@@ -313,8 +321,13 @@ pub struct Manifest {
 
 pub const MANIFEST_FORMAT: &str = "antiphon-model/1";
 
+fn default_family() -> String {
+    "moshi".into()
+}
+
 impl Manifest {
-    /// Cross-checks the LM, Mimi and stream layout against each other.
+    /// Checks the format and the Mimi config; the family checks the rest
+    /// ([`Manifest::validate_lm`] for the families with a language model).
     pub fn validate(&self) -> Result<(), String> {
         if self.format != MANIFEST_FORMAT {
             return Err(format!(
@@ -322,9 +335,20 @@ impl Manifest {
                 self.format
             ));
         }
-        let (lm, g) = (&self.lm.config, &self.generation);
-        lm.to_moshi(true)?;
         self.mimi.config.to_moshi()?;
+        Ok(())
+    }
+
+    /// The LM and its stream layout, cross-checked against each other and Mimi.
+    pub fn validate_lm(&self) -> Result<(&FileSpec<LmSpec>, &GenerationSpec), String> {
+        let (Some(lm_file), Some(g)) = (&self.lm, &self.generation) else {
+            return Err(format!(
+                "family `{}` needs a language model: `lm` and `generation` are missing",
+                self.family
+            ));
+        };
+        let lm = &lm_file.config;
+        lm.to_moshi(true)?;
         if g.generated_audio_codebooks + g.input_audio_codebooks != lm.audio_codebooks {
             return Err(format!(
                 "generated ({}) + input ({}) codebooks must equal lm audio_codebooks ({})",
@@ -362,7 +386,7 @@ impl Manifest {
                 g.acoustic_delay
             ));
         }
-        Ok(())
+        Ok((lm_file, g))
     }
 }
 

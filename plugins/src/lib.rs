@@ -201,6 +201,10 @@ impl Plugin for Antiphon {
                         );
                     }
                 }
+                // A model with a fixed delay (the codec, rendering offline: the
+                // model is loaded by now) reports it for delay compensation;
+                // replies are new signals (0).
+                let latency = session.fixed_delay_samples().unwrap_or(0);
                 self.running = Some(Running {
                     audio,
                     session,
@@ -210,7 +214,7 @@ impl Plugin for Antiphon {
                 // Everything is re-sent to the fresh endpoint on the first block.
                 self.sent = [f32::NAN; KNOBS.len()];
                 self.gate.reset();
-                context.set_latency_samples(0);
+                context.set_latency_samples(latency as u32);
                 true
             }
             Err(e) => {
