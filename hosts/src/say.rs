@@ -15,11 +15,11 @@ use antiphon_framework::engine::{render_offline, Engine, EngineConfig, Pacing};
 use antiphon_framework::graph::Graph;
 use antiphon_framework::knobs::KnobBus;
 use antiphon_framework::report::Report;
-use antiphon_nodes::csm::graph::max_frames;
-use antiphon_nodes::csm::nodes::{SPEAKER, TEMPERATURE};
-use antiphon_nodes::csm::standin::csm_standin_dir;
-use antiphon_nodes::csm::{csm_graph, csm_knob_bus, CsmModel, CsmProgress, Script, TurnLimit};
-use antiphon_nodes::knobs::TOP_K;
+use antiphon_nodes::family::Task;
+use antiphon_nodes::speech::{
+    self, Script, SpeechProgress, TurnLimit, SPEAKER, TEMPERATURE, TOP_K,
+};
+use antiphon_nodes::ModelBundle;
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, StreamTrait};
 use hound::{SampleFormat, WavSpec};
@@ -65,11 +65,18 @@ pub fn run(args: SayArgs) -> Result<()> {
     let dir = match &args.model {
         Some(d) => d.clone(),
         None => {
-            eprintln!("no --model given: using the CSM stand-in (random weights: not speech)");
-            csm_standin_dir(0).map_err(|e| anyhow!("{e}"))?
+            eprintln!(
+                "no --model given: using the text-to-speech stand-in (random weights: not speech)"
+            );
+            speech::default_model_dir().map_err(|e| anyhow!("{e}"))?
         }
     };
-    let model = CsmModel::load(&dir).map_err(|e| anyhow!("{e}"))?;
+    let loading = Instant::now();
+    let bundle = ModelBundle::load(&dir).map_err(|e| anyhow!("{e}"))?;
+    bundle
+        .expect_task(Task::TextToSpeech, "`antiphon say`")
+        .map_err(|e| anyhow!(e))?;
+    let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
     let limit = args.max_seconds.map_or(TurnLimit::Auto, TurnLimit::Seconds);
     let device = if args.live {
         Some(LiveOut::open()?)
@@ -77,9 +84,15 @@ pub fn run(args: SayArgs) -> Result<()> {
         None
     };
     let rate = device.as_ref().map_or(args.rate as f64, |d| d.rate);
-    let (graph, progress) =
-        csm_graph(&model, script.clone(), rate, args.seed, limit).map_err(|e| anyhow!(e))?;
-    let knobs = csm_knob_bus(&graph, output_knobs()).map_err(|e| anyhow!("knobs: {e}"))?;
+    let (graph, knobs, progress) = speech::graph(
+        &bundle,
+        script.clone(),
+        rate,
+        args.seed,
+        limit,
+        output_knobs(),
+    )
+    .map_err(|e| anyhow!(e))?;
     for (id, v) in [
         (SPEAKER, args.speaker as f64),
         (TEMPERATURE, args.temperature as f64),
@@ -103,7 +116,8 @@ pub fn run(args: SayArgs) -> Result<()> {
         ..Default::default()
     };
     let frame_len = (rate * 0.08).round() as u64;
-    let most = max_frames(&model, &script, limit).map_err(|e| anyhow!(e))? as u64 * frame_len;
+    let most =
+        speech::max_frames(&bundle, &script, limit).map_err(|e| anyhow!(e))? as u64 * frame_len;
 
     let (speech, report, trace, live) = match (device, args.pace) {
         (Some(dev), _) => {
@@ -180,6 +194,7 @@ pub fn run(args: SayArgs) -> Result<()> {
             n => format!("; the context filled and restarted {n} time(s)"),
         }
     );
+    println!("model loaded in {load_ms:.0} ms");
     print!("{}", report.summary(live));
     outputs::write_files(&args.out, &report, trace.as_deref(), "antiphon say")
         .context("writing results")
@@ -187,7 +202,7 @@ pub fn run(args: SayArgs) -> Result<()> {
 
 /// The speech in a played or rendered stream: from the first generated
 /// sample to the end of the script's last frame.
-fn trim(out: Vec<f32>, progress: &CsmProgress, frame_len: u64) -> Vec<f32> {
+fn trim(out: Vec<f32>, progress: &SpeechProgress, frame_len: u64) -> Vec<f32> {
     let start = out.iter().position(|x| *x != 0.0).unwrap_or(out.len());
     let frames = progress.finished_at().unwrap_or(u64::MAX);
     let len = (frames.saturating_mul(frame_len) as usize).min(out.len() - start);
@@ -232,7 +247,7 @@ impl LiveOut {
         graph: Graph,
         knobs: Arc<KnobBus>,
         cfg: EngineConfig,
-        progress: &CsmProgress,
+        progress: &SpeechProgress,
         keep: bool,
     ) -> Result<(Played, Option<String>)> {
         let (mut audio, gen) = endpoint(&EndpointConfig::new(self.rate));

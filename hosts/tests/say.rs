@@ -218,7 +218,7 @@ fn say_mistakes_give_one_clear_line() {
     mistake(
         &["say", "Hi.", "--model", s(&moshi), "--output", o],
         1,
-        &["config.json", "CSM config"],
+        &["`moshi`", "text-to-speech", "antiphon say"],
     );
     assert!(!out.exists(), "no WAV written after a mistake");
 }

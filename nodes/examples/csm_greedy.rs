@@ -4,8 +4,11 @@
 //!
 //!     cargo run --release -p antiphon-nodes --example csm_greedy -- DIR "TEXT" FRAMES OUT.json
 
+use antiphon_nodes::bundle::FRAME_SAMPLES;
+use antiphon_nodes::codec::MimiDecoder;
 use antiphon_nodes::csm::CsmModel;
-use candle::Tensor;
+use antiphon_nodes::ModelBundle;
+use candle::{DType, Device, Tensor};
 
 fn argmax(logits: &Tensor) -> candle::Result<u32> {
     logits.argmax(0)?.to_scalar::<u32>()
@@ -31,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         decoder.frame(&h, c0, &mut frame, |_, l| argmax(l))?;
         let playable: Vec<u32> = frame
             .iter()
-            .map(|&c| if (c as usize) < m.codec_bins { c } else { 0 })
+            .map(|&c| if (c as usize) < bins { c } else { 0 })
             .collect();
         codec.decode_step(&playable, playable.len(), &mut pcm)?;
         audio.extend_from_slice(&pcm);

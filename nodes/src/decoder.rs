@@ -17,14 +17,11 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(bundle: &ModelBundle) -> Self {
-        Self::from_codec(bundle.decoder.clone(), bundle.decoded_codebooks())
-    }
-    /// A decoder over any Mimi codec taking frames of `codebooks` codes.
-    pub fn from_codec(mut dec: MimiDecoder, codebooks: usize) -> Self {
+        let mut dec = bundle.decoder.clone();
         dec.reset_state();
         Self {
             dec,
-            gen: codebooks,
+            gen: bundle.decoded_codebooks(),
             reset: ResetWatch::default(),
         }
     }

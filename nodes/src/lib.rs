@@ -17,7 +17,8 @@
 //! * [`graph::canonical_graph`]: a model's graph as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
-//! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph).
+//! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph);
+//!   [`speech`]: text to speech for front ends.
 //! * [`session`]: the session core both front ends use (model loading and
 //!   cache, graph, knob bus, presets, engine, status).
 
@@ -47,6 +48,7 @@ pub mod seanet;
 pub mod session;
 pub mod simd;
 pub mod spec;
+pub mod speech;
 pub mod stream_conv;
 pub mod weights;
 

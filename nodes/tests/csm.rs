@@ -12,10 +12,8 @@ use antiphon_framework::clock::WallClock;
 use antiphon_framework::device::{BlockSizes, Pacing as DevicePacing, VirtualDevice};
 use antiphon_framework::engine::{render_offline, Engine, EngineConfig, Pacing};
 use antiphon_framework::{endpoint, EndpointConfig};
-use antiphon_nodes::csm::graph::max_frames;
-use antiphon_nodes::csm::nodes::TEMPERATURE;
 use antiphon_nodes::csm::standin::write_csm_standin;
-use antiphon_nodes::csm::{csm_graph, csm_knob_bus, CsmModel, Script, TurnLimit};
+use antiphon_nodes::speech::{self, Script, TurnLimit, TEMPERATURE};
 use antiphon_nodes::ModelBundle;
 
 const RATE: f64 = 24_000.0;
@@ -50,12 +48,11 @@ fn say(
     seconds: f64,
     knobs: &[(&str, f32)],
 ) -> (Vec<f32>, u64, antiphon_framework::report::Report) {
-    let model = CsmModel::load(dir).unwrap();
+    let model = ModelBundle::load(dir).unwrap();
     let script = Script::parse(text).unwrap();
     let limit = TurnLimit::Seconds(seconds);
-    let frames = max_frames(&model, &script, limit).unwrap();
-    let (graph, progress) = csm_graph(&model, script, RATE, seed, limit).unwrap();
-    let bus = csm_knob_bus(&graph, vec![]).unwrap();
+    let frames = speech::max_frames(&model, &script, limit).unwrap();
+    let (graph, bus, progress) = speech::graph(&model, script, RATE, seed, limit, vec![]).unwrap();
     for (id, v) in knobs {
         bus.set_by_id(id, *v, 0).unwrap();
     }
@@ -144,17 +141,17 @@ fn temperature_zero_is_greedy_whatever_the_seed() {
 fn ten_seconds_on_the_wall_clock_without_underruns_after_warmup() {
     let _one = one_at_a_time();
     let dir = standin("paced", 4);
-    let model = CsmModel::load(&dir).unwrap();
+    let model = ModelBundle::load(&dir).unwrap();
     let rate = 48_000.0;
-    let (graph, progress) = csm_graph(
+    let (graph, knobs, progress) = speech::graph(
         &model,
         Script::parse("A long turn for the clock.").unwrap(),
         rate,
         0,
         TurnLimit::Seconds(12.0),
+        vec![],
     )
     .unwrap();
-    let knobs = csm_knob_bus(&graph, vec![]).unwrap();
     let (mut audio, gen) = endpoint(&EndpointConfig::new(rate));
     let stats = audio.stats().clone();
     let warmup = 2.0;
@@ -230,7 +227,7 @@ fn ten_seconds_on_the_wall_clock_without_underruns_after_warmup() {
 }
 
 fn load_err(dir: &Path) -> String {
-    match CsmModel::load(dir) {
+    match ModelBundle::load(dir) {
         Ok(_) => panic!("`{}` loaded", dir.display()),
         Err(e) => e.to_string(),
     }
@@ -240,7 +237,8 @@ fn load_err(dir: &Path) -> String {
 fn bad_input_is_a_clear_error() {
     let _one = one_at_a_time();
     let dir = standin("bad", 5);
-    let model = CsmModel::load(&dir).unwrap();
+    let model = ModelBundle::load(&dir).unwrap();
+    assert_eq!(model.family.name(), "csm", "recognised from config.json");
 
     let e = Script::parse(" \n\t\n").unwrap_err();
     assert!(e.contains("no text to speak"), "{e}");
@@ -253,12 +251,13 @@ fn bad_input_is_a_clear_error() {
     assert!(e.contains("not a speaker id"), "{e}");
 
     let long = "word ".repeat(500); // 2 500 byte tokens > 2 048 positions
-    let e = csm_graph(
+    let e = speech::graph(
         &model,
         Script::parse(&long).unwrap(),
         RATE,
         0,
         TurnLimit::Auto,
+        vec![],
     )
     .err()
     .expect("too long");
@@ -287,7 +286,8 @@ fn bad_input_is_a_clear_error() {
         "{e}"
     );
 
-    // Another family's files: a Moshi folder in kyutai's layout...
+    // Another family's model where speech is asked for: one clear error
+    // naming the file that says what the folder is.
     let moshi = tmp("moshi");
     antiphon_nodes::builtin::write_tiny(
         &moshi,
@@ -296,12 +296,22 @@ fn bad_input_is_a_clear_error() {
         false,
     )
     .unwrap();
-    let e = load_err(&moshi);
+    let m = ModelBundle::load(&moshi).unwrap();
+    let e = speech::graph(
+        &m,
+        Script::parse("Hi.").unwrap(),
+        RATE,
+        0,
+        TurnLimit::Auto,
+        vec![],
+    )
+    .err()
+    .expect("Moshi does not speak text");
     assert!(
-        e.contains("config.json") && e.contains("not a CSM config"),
+        e.contains("config.json") && e.contains("`moshi`") && e.contains("text-to-speech"),
         "{e}"
     );
-    // ... with CSM's config and tokenizer beside Moshi's weights ...
+    // CSM's config and tokenizer beside Moshi's weights.
     for f in ["config.json", "tokenizer.json"] {
         std::fs::copy(dir.join(f), moshi.join(f)).unwrap();
     }
@@ -310,12 +320,6 @@ fn bad_input_is_a_clear_error() {
         e.contains("model.safetensors") && e.contains("not CSM weights"),
         "{e}"
     );
-    // ... and the Moshi loader given a CSM folder.
-    let e = ModelBundle::load(&dir)
-        .err()
-        .expect("a CSM folder is not a Moshi model")
-        .to_string();
-    assert!(e.contains("model.safetensors"), "{e}");
     for d in [dir, other, moshi] {
         let _ = std::fs::remove_dir_all(d);
     }

@@ -2,8 +2,9 @@
 //! [`config`](super::config)), the weights (`model.safetensors`, Hugging Face or
 //! Sesame tensor names), `tokenizer.json`, and kyutai's Mimi codec
 //! (`tokenizer-e351c8d8-checkpoint125.safetensors`, all 32 levels; Sesame's
-//! own generator downloads the same file). Every problem is a [`ModelError`]
-//! naming the file.
+//! own generator downloads the same file). [`CsmModel`] is CSM's own part;
+//! the codec is loaded with every family's Mimi ([`csm_manifest`] names it).
+//! Every problem is a [`ModelError`] naming the file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,10 +14,8 @@ use candle::{DType, Device};
 use super::config::{CsmConfig, TensorLayout};
 use super::model::{CsmAudioDecoder, CsmBackbone};
 use super::text::{tokenizer_file, CsmTokenizer};
-use crate::bundle::FRAME_SAMPLES;
-use crate::codec::{MimiDecoder, MimiEncoder};
 use crate::errors::ModelError;
-use crate::spec::infer_mimi;
+use crate::spec::{infer_mimi, FileSpec, Manifest, MANIFEST_FORMAT};
 use crate::weights::{open_safetensors, safetensors_shapes, CheckedBackend, SharedBackend};
 
 /// The weights file of a CSM folder.
@@ -24,8 +23,8 @@ pub const CSM_WEIGHTS_FILE: &str = "model.safetensors";
 /// The config file of a CSM folder.
 pub const CSM_CONFIG_FILE: &str = "config.json";
 
-/// A loaded CSM model: pristine copies of every part; nodes clone what they
-/// need (tensors are reference-counted).
+/// A loaded CSM model (without its codec): pristine copies of every part;
+/// nodes clone what they need (tensors are reference-counted).
 #[derive(Clone)]
 pub struct CsmModel {
     pub dir: PathBuf,
@@ -34,11 +33,6 @@ pub struct CsmModel {
     pub backbone: CsmBackbone,
     pub audio_decoder: CsmAudioDecoder,
     pub tokenizer: CsmTokenizer,
-    pub codec: MimiDecoder,
-    /// For context turns given as audio.
-    pub codec_encoder: MimiEncoder,
-    /// Codes per Mimi codebook (2048): larger sampled codes are CSM specials.
-    pub codec_bins: usize,
 }
 
 fn find_mimi(dir: &Path) -> Result<PathBuf, ModelError> {
@@ -78,7 +72,7 @@ fn require(dir: &Path, name: &str, what: &'static str) -> Result<PathBuf, ModelE
 }
 
 impl CsmModel {
-    /// Loads a CSM folder (every tensor checked for shape, dtype and NaN/Inf).
+    /// Loads CSM's part of a folder (every tensor checked for shape, dtype and NaN/Inf).
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, ModelError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
@@ -115,36 +109,6 @@ impl CsmModel {
                 .unwrap_or_else(|| ModelError::model(&weights, e))
         })?;
 
-        let mimi_file = find_mimi(&dir)?;
-        let st = open_safetensors(&mimi_file)?;
-        let mut spec =
-            infer_mimi(&safetensors_shapes(&st)).map_err(|e| ModelError::config(&mimi_file, e))?;
-        if spec.quantizer_n_q < config.num_codebooks {
-            return Err(ModelError::config(
-                &mimi_file,
-                format!(
-                    "the codec has {} codebooks, CSM needs {}",
-                    spec.quantizer_n_q, config.num_codebooks
-                ),
-            ));
-        }
-        spec.quantizer_n_q = config.num_codebooks;
-        let mimi_cfg = spec
-            .to_moshi()
-            .map_err(|e| ModelError::config(&mimi_file, e))?;
-        let backend = Arc::new(CheckedBackend::new(&mimi_file, st, true));
-        let vb = candle_nn::VarBuilder::from_backend(
-            Box::new(SharedBackend(backend.clone())),
-            DType::F32,
-            Device::Cpu,
-        );
-        let codecs = MimiDecoder::new(&mimi_cfg, FRAME_SAMPLES, vb.clone())
-            .and_then(|d| Ok((d, MimiEncoder::new(&mimi_cfg, FRAME_SAMPLES, vb)?)));
-        let (codec, codec_encoder) = codecs.map_err(|e| {
-            backend
-                .take_error()
-                .unwrap_or_else(|| ModelError::model(&mimi_file, e))
-        })?;
         Ok(Self {
             dir,
             config,
@@ -152,9 +116,42 @@ impl CsmModel {
             backbone,
             audio_decoder,
             tokenizer,
-            codec,
-            codec_encoder,
-            codec_bins: spec.quantizer_bins,
         })
     }
+}
+
+/// The manifest of a CSM folder: its Mimi file with `codebooks` levels (the
+/// file must hold at least that many).
+pub fn csm_manifest(dir: &Path, codebooks: usize) -> Result<Manifest, ModelError> {
+    let mimi_file = find_mimi(dir)?;
+    let st = open_safetensors(&mimi_file)?;
+    let mut spec =
+        infer_mimi(&safetensors_shapes(&st)).map_err(|e| ModelError::config(&mimi_file, e))?;
+    if spec.quantizer_n_q < codebooks {
+        return Err(ModelError::config(
+            &mimi_file,
+            format!(
+                "the codec has {} codebooks, CSM needs {codebooks}",
+                spec.quantizer_n_q
+            ),
+        ));
+    }
+    spec.quantizer_n_q = codebooks;
+    Ok(Manifest {
+        format: MANIFEST_FORMAT.into(),
+        name: dir
+            .file_name()
+            .map_or_else(|| "csm".into(), |n| n.to_string_lossy().into_owned()),
+        family: "csm".into(),
+        lm: None,
+        mimi: FileSpec {
+            file: mimi_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            config: spec,
+        },
+        generation: None,
+        text_tokenizer: None,
+    })
 }

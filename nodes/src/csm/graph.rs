@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
-use antiphon_framework::graph::{Graph, GraphBuilder};
-use antiphon_framework::knobs::{KnobBus, KnobSpec};
+use antiphon_framework::graph::Graph;
 use antiphon_framework::node::Node;
 
 use super::bundle::CsmModel;
 use super::nodes::{model_nodes, CsmProgress, TextNode, TextPlan, TurnLimit};
 use super::text::Script;
+use crate::bundle::ModelBundle;
 use crate::bundle::MODEL_RATE;
 use crate::decoder::Decoder;
+use crate::family::Stages;
 use crate::output::Output;
 use crate::resample::Resample;
 
@@ -25,23 +26,19 @@ pub const CSM_STAGES: [&str; 6] = [
     "output",
 ];
 
-/// The lead floor of a CSM stream, ms. Free-running speech has no input to
-/// answer, so its lead costs no latency; it only bounds how late a knob
-/// change is heard (a frame plus this). 250 ms covers the production-time
-/// spikes of a loaded 2-core machine (ITL p99 150 ms measured beside three
-/// compiling engineers, which underran at the speech-to-speech floor of 40 ms).
-pub const CSM_LEAD_FLOOR_MS: f32 = 250.0;
-
-/// The graph's knobs and the lead controller's (plus `extra`) on one bus,
-/// with CSM's lead floor.
-pub fn csm_knob_bus(graph: &Graph, extra: Vec<KnobSpec>) -> Result<Arc<KnobBus>, String> {
-    let bus = crate::graph::knob_bus(graph, extra)?;
-    bus.set_by_id("lead_floor_ms", CSM_LEAD_FLOOR_MS, 0)?;
-    Ok(bus)
-}
-
 /// Audio frames the context must hold after a turn's text: ~1 s.
 const MIN_TURN_FRAMES: usize = 13;
+
+/// The CSM part of a loaded model, or an error naming what it is instead.
+pub fn csm_model(bundle: &ModelBundle) -> Result<&CsmModel, String> {
+    bundle
+        .expect_task(crate::family::Task::TextToSpeech, "speaking text")
+        .and_then(|_| {
+            bundle
+                .parts::<CsmModel>()
+                .ok_or_else(|| format!("`{}` is not a CSM model", bundle.dir.display()))
+        })
+}
 
 /// Checks a script against the model before anything runs: every turn (and
 /// the context turns) must fit the context with room to speak. The error
@@ -87,33 +84,47 @@ pub fn max_frames(model: &CsmModel, script: &Script, limit: TurnLimit) -> Result
         + 1)
 }
 
-/// Builds and validates the CSM graph for a device at `device_rate`; the
-/// returned progress tells when the script is done.
+/// What a stand-in speaks when no text is given (a model folder run by a
+/// front end that has no text to give, e.g. the family tests).
+pub const DEMO_TEXT: &str = "Hello! This is Antiphon, streaming speech one frame at a time.";
+
+/// The CSM graph's stages for a device at `device_rate`; the returned
+/// progress tells when the script is done.
+pub fn csm_stages(
+    bundle: &ModelBundle,
+    script: Script,
+    device_rate: f64,
+    seed: u64,
+    limit: TurnLimit,
+) -> Result<(Stages, Arc<CsmProgress>), String> {
+    let model = csm_model(bundle)?;
+    check_script(model, &script)?;
+    let bins = bundle.manifest.mimi.config.quantizer_bins;
+    let (backbone, audio_decoder, progress) = model_nodes(model, bins, seed, limit);
+    let nodes: Vec<Box<dyn Node>> = vec![
+        Box::new(TextNode::new(model, script, device_rate)),
+        Box::new(backbone),
+        Box::new(audio_decoder),
+        Box::new(Decoder::new(bundle)),
+        Box::new(Resample::new("resample_out", MODEL_RATE, device_rate)?),
+        Box::new(Output::new(device_rate)),
+    ];
+    let stages = Stages {
+        chain: CSM_STAGES.into_iter().zip(nodes).collect(),
+        // Backbone frame t+1 embeds the codes the audio decoder sampled at t.
+        feedback: vec![("audio_decoder", "backbone")],
+    };
+    Ok((stages, progress))
+}
+
+/// [`csm_stages`] as a validated graph.
 pub fn csm_graph(
-    model: &CsmModel,
+    bundle: &ModelBundle,
     script: Script,
     device_rate: f64,
     seed: u64,
     limit: TurnLimit,
 ) -> Result<(Graph, Arc<CsmProgress>), String> {
-    check_script(model, &script)?;
-    let (backbone, audio_decoder, progress) = model_nodes(model, seed, limit);
-    let nodes: Vec<Box<dyn Node>> = vec![
-        Box::new(TextNode::new(model, script, device_rate)),
-        Box::new(backbone),
-        Box::new(audio_decoder),
-        Box::new(Decoder::from_codec(
-            model.codec.clone(),
-            model.config.num_codebooks,
-        )),
-        Box::new(Resample::new("resample_out", MODEL_RATE, device_rate)?),
-        Box::new(Output::new(device_rate)),
-    ];
-    let graph = GraphBuilder::new()
-        .chain(CSM_STAGES.iter().copied().zip(nodes).collect())
-        // Backbone frame t+1 embeds the codes the audio decoder sampled at t.
-        .feedback("audio_decoder", "backbone")
-        .build(device_rate)
-        .map_err(|e| e.to_string())?;
-    Ok((graph, progress))
+    let (stages, progress) = csm_stages(bundle, script, device_rate, seed, limit)?;
+    Ok((stages.build(device_rate, |_, n| n)?, progress))
 }

@@ -5,7 +5,9 @@
 //! decodes it. Frames stream through the graph one at a time, free-running.
 //!
 //! * [`bundle::CsmModel`]: loads a `sesame/csm-1b` folder (Hugging Face or
-//!   Sesame tensor names, either `config.json` form) or the stand-in.
+//!   Sesame tensor names, either `config.json` form) or the stand-in; the
+//!   `csm` [family](crate::family::csm) wraps it with the Mimi codec in a
+//!   [`ModelBundle`](crate::ModelBundle).
 //! * [`standin::write_csm_standin`]: the tiny random-weight stand-in.
 //! * [`graph::csm_graph`]: the streaming graph; [`nodes`]: its nodes and knobs.
 //! * [`text::Script`]: what to say (turns, speakers, context).
@@ -20,6 +22,6 @@ pub mod standin;
 pub mod text;
 
 pub use bundle::CsmModel;
-pub use graph::{csm_graph, csm_knob_bus, CSM_STAGES};
+pub use graph::{csm_graph, CSM_STAGES};
 pub use nodes::{CsmProgress, TurnLimit};
 pub use text::{ContextTurn, Script, Turn};

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use antiphon_framework::knobs::{Binding, KnobSpec};
+use antiphon_framework::lead::LeadSettings;
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
 use candle::Tensor;
 
@@ -70,6 +71,24 @@ fn sampling(cx: &FrameContext) -> SamplingParams {
         top_k: cx.knobs.get_or(knobs::TOP_K, 50.0).max(1.0) as usize,
         top_p: 1.0,
     }
+}
+
+/// The lead floor of a CSM stream, ms. Free-running speech has no input to
+/// answer, so its lead costs no latency; it only bounds how late a knob
+/// change is heard (a frame plus this). 250 ms covers the production-time
+/// spikes of a loaded 2-core machine (ITL p99 150 ms measured beside three
+/// compiling engineers, which underran at the speech-to-speech floor of 40 ms).
+pub const CSM_LEAD_FLOOR_MS: f32 = 250.0;
+
+/// The lead controller's floor knob with CSM's default: declared by the
+/// backbone, it takes the place of the framework's default on the bus.
+pub fn lead_floor() -> KnobSpec {
+    let mut k = LeadSettings::knobs()
+        .into_iter()
+        .find(|k| k.id == "lead_floor_ms")
+        .expect("the lead controller has a floor knob");
+    k.default = CSM_LEAD_FLOOR_MS;
+    k
 }
 
 /// How long a turn may run when the model never says it is done.
@@ -390,6 +409,7 @@ impl Node for BackboneNode {
         vec![
             temperature(),
             top_k(self.model.config().audio_vocab),
+            lead_floor(),
             knobs::reset(),
         ]
     }
@@ -435,6 +455,8 @@ pub struct AudioDecoderNode {
     sampler: Sampler,
     codes: Vec<u32>,
     codebooks: usize,
+    /// Codes per codebook the model samples from.
+    vocab: usize,
     bins: u32,
     eos: u32,
     reset: ResetWatch,
@@ -451,7 +473,7 @@ impl Node for AudioDecoderNode {
         vec![PortSpec::codes("codes", self.codebooks)]
     }
     fn knobs(&self) -> Vec<KnobSpec> {
-        vec![temperature(), top_k(self.bins as usize), knobs::reset()]
+        vec![temperature(), top_k(self.vocab), knobs::reset()]
     }
     fn process(
         &mut self,
@@ -508,6 +530,7 @@ impl Node for AudioDecoderNode {
 /// The backbone and audio decoder nodes of one stream, wired to each other.
 pub fn model_nodes(
     model: &CsmModel,
+    codec_bins: usize,
     seed: u64,
     limit: TurnLimit,
 ) -> (BackboneNode, AudioDecoderNode, Arc<CsmProgress>) {
@@ -536,7 +559,8 @@ pub fn model_nodes(
         sampler: Sampler::new(seed.wrapping_add(1)),
         codes: Vec::with_capacity(model.config.num_codebooks),
         codebooks: model.config.num_codebooks,
-        bins: model.codec_bins as u32,
+        vocab: model.config.audio_vocab,
+        bins: codec_bins as u32,
         eos,
         reset: ResetWatch::default(),
     };
