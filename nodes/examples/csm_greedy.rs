@@ -20,12 +20,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: csm_greedy DIR TEXT FRAMES OUT.json".into());
     };
     let frames: usize = frames.parse()?;
-    let m = CsmModel::load(dir)?;
+    let bundle = ModelBundle::load(dir)?;
+    let m: &CsmModel = bundle.parts().ok_or("not a CSM model")?;
+    // Our Mimi decoder over the folder's codec file (the bundle's own copy is
+    // private to the graph's nodes). Safety: the file is mapped read-only.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[&bundle.mimi_file],
+            DType::F32,
+            &Device::Cpu,
+        )?
+    };
+    let mut codec = MimiDecoder::new(&bundle.mimi_config(), FRAME_SAMPLES, vb)?;
+    let bins = bundle.manifest.mimi.config.quantizer_bins as u32;
     let ids = m.tokenizer.turn(0, text)?;
-    let (mut backbone, mut decoder, mut codec) =
-        (m.backbone.clone(), m.audio_decoder.clone(), m.codec.clone());
+    let (mut backbone, mut decoder) = (m.backbone.clone(), m.audio_decoder.clone());
     backbone.clear();
-    codec.reset_state();
     let mut h = backbone.forward(&backbone.embed_text(&ids)?)?;
     let (mut codes, mut audio, mut pcm) = (Vec::new(), Vec::new(), Vec::new());
     let mut frame = Vec::new();
@@ -34,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         decoder.frame(&h, c0, &mut frame, |_, l| argmax(l))?;
         let playable: Vec<u32> = frame
             .iter()
-            .map(|&c| if (c as usize) < bins { c } else { 0 })
+            .map(|&c| if c < bins { c } else { 0 })
             .collect();
         codec.decode_step(&playable, playable.len(), &mut pcm)?;
         audio.extend_from_slice(&pcm);

@@ -3,10 +3,15 @@
 `CsmForConditionalGeneration` on the same tiny random weights (the stand-in,
 Hugging Face layout), greedy decoding.
 
-    /work/venv-ref/bin/pip install transformers   # torch and kyutai's moshi already there
-    cargo run --release -p antiphon-hosts -- model init /tmp/csm --family csm --seed 7
-    cargo run --release -p antiphon-nodes --example csm_greedy -- /tmp/csm "Hello there." 60 /tmp/csm/rust.json
+    /work/venv-ref/bin/pip install transformers   # torch and kyutai's moshi (0.2.13) already there
+    cargo build --workspace --bins --examples
+    target/debug/antiphon model init /tmp/csm --family csm --seed 7
+    target/debug/examples/csm_greedy /tmp/csm "Hello there." 60 /tmp/csm/rust.json
     /work/venv-ref/bin/python tests/reference/csm_parity.py /tmp/csm /tmp/csm/rust.json
+
+Measured (transformers 5.23.0, torch 2.9.1, seed 7, 60 frames): text tokens
+identical (17), greedy codes identical in all 60 frames x 32 codebooks, audio
+max |difference| 1.48e-6 over 4.80 s (reference rms 0.334).
 
 Checks, and prints the figures:
 * the text tokens: Hugging Face `tokenizers` on the folder's tokenizer.json vs ours;
