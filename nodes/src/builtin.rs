@@ -302,8 +302,20 @@ pub fn write_gguf(
 /// How the LM is stored in a written directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LmStorage {
+    /// kyutai's candle layout (`depformer.{i}.linear_in`, …).
     Safetensors(DType),
+    /// kyutai's PyTorch layout (`depformer_in.{i}`, `linears.{i}`, shared
+    /// depformer norms, …; see [`crate::pytorch_layout`]).
+    Pytorch(DType),
     Gguf,
+}
+
+/// LM tensors under kyutai's PyTorch names (a shared norm once).
+fn pytorch_named(tensors: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    tensors
+        .iter()
+        .map(|(k, v)| (crate::pytorch_layout::to_pytorch(k), v.clone()))
+        .collect()
 }
 
 /// Writes the built-in model into `dir` (created if needed): LM
@@ -333,7 +345,7 @@ pub fn write_model(
     manifest: bool,
 ) -> Result<Manifest, ModelError> {
     let lm_file = match lm {
-        LmStorage::Safetensors(_) => KYUTAI_LM_FILE,
+        LmStorage::Safetensors(_) | LmStorage::Pytorch(_) => KYUTAI_LM_FILE,
         LmStorage::Gguf => KYUTAI_LM_GGUF_FILE,
     };
     write_lm_model(dir, seed, sized_manifest(size, lm_file), lm, manifest)
@@ -357,6 +369,7 @@ pub fn write_lm_model(
     let lm_t = make_lm_tensors(&lm_spec.config, seed)?;
     match lm {
         LmStorage::Safetensors(dt) => save_safetensors(&lm_t, dt, &dir.join(lm_file))?,
+        LmStorage::Pytorch(dt) => save_safetensors(&pytorch_named(&lm_t), dt, &dir.join(lm_file))?,
         LmStorage::Gguf => save_gguf(&lm_t, &dir.join(lm_file))?,
     }
     let mimi_t = make_mimi_tensors(&m.mimi.config, seed ^ 0x4D49_4D49)?;
@@ -380,6 +393,9 @@ pub fn write_lm_model(
             "depformer_dim": c.depformer.transformer.d_model,
             "depformer_num_heads": c.depformer.transformer.num_heads,
             "depformer_num_layers": c.depformer.transformer.num_layers,
+            "depformer_context": c.depformer.transformer.context,
+            "depformer_max_period": c.depformer.transformer.max_period,
+            "delays": kyutai_delays(g),
             "moshi_name": lm_file,
             "mimi_name": m.mimi.file,
         });
@@ -387,6 +403,18 @@ pub fn write_lm_model(
             .map_err(|e| ModelError::io(dir.join("config.json"), e))?;
     }
     Ok(m)
+}
+
+/// kyutai's `delays` for our stream layout: text and each stream's first
+/// codebook undelayed, the others by the acoustic delay in kyutai's count
+/// (one less than the moshi crate's; see `family::lm`).
+fn kyutai_delays(g: &GenerationSpec) -> Vec<usize> {
+    let d = g.acoustic_delay.saturating_sub(1);
+    let stream = |n: usize| (0..n).map(move |i| if i == 0 { 0 } else { d });
+    std::iter::once(0)
+        .chain(stream(g.generated_audio_codebooks))
+        .chain(stream(g.input_audio_codebooks))
+        .collect()
 }
 
 /// Directory of the built-in model, written on first use: under

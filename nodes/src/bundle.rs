@@ -27,9 +27,11 @@ use crate::codec::{MimiDecoder, MimiEncoder};
 use crate::errors::ModelError;
 use crate::family::{self, Family};
 use crate::precision::{DeviceChoice, Precision};
+use crate::pytorch_layout::{is_pytorch, PytorchNames};
 use crate::spec::{GenerationSpec, LmSpec, Manifest, MimiSpec};
 use crate::weights::{
-    gguf_quantization, gguf_shapes, open_safetensors, CheckedBackend, SharedBackend,
+    gguf_quantization, gguf_shapes, open_safetensors, safetensors_shapes, CheckedBackend,
+    SharedBackend,
 };
 
 /// Samples per Mimi frame at 24 kHz (80 ms).
@@ -344,12 +346,15 @@ fn load_lm(file: &Path, lm: &LmSpec, opts: LoadOptions) -> Result<LmParts, Model
         build(MaybeQuantizedVarBuilder::Quantized(qvb)).map_err(|e| ModelError::model(file, e))?
     } else {
         let st = open_safetensors(file)?;
+        let pytorch = is_pytorch(&safetensors_shapes(&st));
         let backend = Arc::new(CheckedBackend::new(file, st, opts.check_finite));
-        let vb = candle_nn::VarBuilder::from_backend(
-            Box::new(SharedBackend(backend.clone())),
-            dtype,
-            lm_dev.clone(),
-        );
+        let shared = SharedBackend(backend.clone());
+        let names: Box<dyn candle_nn::var_builder::SimpleBackend> = if pytorch {
+            Box::new(PytorchNames(shared))
+        } else {
+            Box::new(shared)
+        };
+        let vb = candle_nn::VarBuilder::from_backend(names, dtype, lm_dev.clone());
         build(MaybeQuantizedVarBuilder::Real(vb)).map_err(|e| {
             backend
                 .take_error()

@@ -41,6 +41,7 @@ pub mod knobs;
 pub mod mimi_transformer;
 pub mod output;
 pub mod precision;
+pub mod pytorch_layout;
 pub mod resample;
 pub mod rng;
 pub mod sampling;

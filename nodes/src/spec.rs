@@ -504,14 +504,17 @@ pub fn infer_lm(shapes: &Shapes, kyutai: Option<&serde_json::Value>) -> Result<L
             "rope",
         ),
         depformer: DepformerSpec {
-            transformer: lm_t(
-                dd,
-                get("depformer_num_heads", 16),
-                dep_layers,
-                dep_ff,
-                num_slices,
-                "none",
-            ),
+            transformer: TransformerSpec {
+                max_period: get("depformer_max_period", 10_000),
+                ..lm_t(
+                    dd,
+                    get("depformer_num_heads", 16),
+                    dep_layers,
+                    dep_ff,
+                    get("depformer_context", num_slices),
+                    "none",
+                )
+            },
             num_slices,
             low_rank_embeddings: low_rank,
         },

@@ -78,6 +78,30 @@ fn kyutai_hibiki_layout_is_hibiki() {
     );
 }
 
+/// Hibiki's stand-in is in its published layout: kyutai's PyTorch names,
+/// `config.json` and no manifest; it loads as Hibiki through the same loader.
+#[test]
+fn hibiki_stand_in_is_in_kyutais_pytorch_layout() {
+    let d = tmp("hibiki-stand-in");
+    family::HIBIKI.write_stand_in(&d, 1).unwrap();
+    assert!(!d.join(MANIFEST_FILE).exists());
+    let st = antiphon_nodes::weights::open_safetensors(&d.join(KYUTAI_LM_FILE)).unwrap();
+    let names = antiphon_nodes::weights::safetensors_shapes(&st);
+    for n in [
+        "depformer_in.0.weight",
+        "linears.15.weight",
+        "depformer_text_emb.weight",
+        "depformer.layers.0.self_attn.in_projs.15.weight",
+        "depformer.layers.0.norm1.alpha",
+    ] {
+        assert!(names.contains_key(n), "no `{n}`: not the PyTorch layout");
+    }
+    let b = ModelBundle::load(&d).unwrap();
+    assert_eq!(b.family.name(), "hibiki");
+    assert_eq!(b.generation().acoustic_delay, 2);
+    assert_eq!(b.lm_spec().unwrap().depformer.transformer.context, 16);
+}
+
 /// Moshi's weights with Hibiki's config: refused, naming config.json and
 /// what disagrees.
 #[test]

@@ -27,6 +27,7 @@ use crate::decoder::Decoder;
 use crate::encoder::Encoder;
 use crate::errors::ModelError;
 use crate::output::Output;
+use crate::pytorch_layout::{candle_shapes, is_pytorch};
 use crate::resample::Resample;
 use crate::spec::{infer_lm, infer_mimi, FileSpec, GenerationSpec, Manifest, MANIFEST_FORMAT};
 use crate::weights::{gguf_shapes, open_safetensors, safetensors_shapes};
@@ -133,12 +134,27 @@ impl Family for LmFamily {
             feedback: vec![("code_predictor", "backbone")],
         })
     }
+    /// Moshi: the built-in model's layout (candle names, `antiphon.json`).
+    /// Hibiki: its published layout (kyutai's PyTorch names and `config.json`
+    /// with `"model_type": "hibiki"`, no manifest).
     fn write_stand_in(&self, dir: &Path, seed: u64) -> Result<(), ModelError> {
-        let m = match self.task {
-            Task::Translation => crate::builtin::tiny_hibiki_manifest(),
-            _ => crate::builtin::tiny_manifest(crate::builtin::KYUTAI_LM_FILE),
-        };
-        write_lm_model(dir, seed, m, LmStorage::Safetensors(DType::F32), true).map(|_| ())
+        match self.task {
+            Task::Translation => write_lm_model(
+                dir,
+                seed,
+                crate::builtin::tiny_hibiki_manifest(),
+                LmStorage::Pytorch(DType::F32),
+                false,
+            ),
+            _ => write_lm_model(
+                dir,
+                seed,
+                crate::builtin::tiny_manifest(crate::builtin::KYUTAI_LM_FILE),
+                LmStorage::Safetensors(DType::F32),
+                true,
+            ),
+        }
+        .map(|_| ())
     }
 }
 
@@ -162,7 +178,12 @@ impl LmFamily {
         let lm_shapes = if lm.ends_with(".gguf") {
             gguf_shapes(&lm_path)?
         } else {
-            safetensors_shapes(&open_safetensors(&lm_path)?)
+            let shapes = safetensors_shapes(&open_safetensors(&lm_path)?);
+            if is_pytorch(&shapes) {
+                candle_shapes(&shapes)
+            } else {
+                shapes
+            }
         };
         let lm_spec =
             infer_lm(&lm_shapes, kyutai.as_ref()).map_err(|e| ModelError::config(&lm_path, e))?;
@@ -173,13 +194,24 @@ impl LmFamily {
         let mimi_path = dir.join(&mimi);
         let mut mimi_spec = infer_mimi(&safetensors_shapes(&open_safetensors(&mimi_path)?))
             .map_err(|e| ModelError::config(&mimi_path, e))?;
-        let generation = GenerationSpec {
+        let mut generation = GenerationSpec {
             generated_audio_codebooks: lm_spec.depformer.num_slices,
             input_audio_codebooks: lm_spec
                 .audio_codebooks
                 .saturating_sub(lm_spec.depformer.num_slices),
             ..GenerationSpec::moshi_v0_1(lm_spec.text_in_vocab_size)
         };
+        if let Some(delays) = kyutai.as_ref().and_then(|c| c.get("delays")) {
+            generation.acoustic_delay = acoustic_delay(delays, &generation)
+                .map_err(|e| ModelError::config(dir.join("config.json"), e))?;
+        }
+        if let Some(pad) = kyutai
+            .as_ref()
+            .and_then(|c| c.get("existing_text_padding_id"))
+            .and_then(|v| v.as_u64())
+        {
+            generation.text_pad_token = pad as u32;
+        }
         // Kyutai ship all 32 Mimi levels; the LM uses the first few (fewer = cheaper).
         mimi_spec.quantizer_n_q = mimi_spec.quantizer_n_q.min(
             generation
@@ -242,6 +274,42 @@ fn config_matches_weights(
     }
     Ok(())
 }
+
+/// Our acoustic delay from kyutai's `delays` (text, then each codebook of the
+/// generated and the input stream): text and each stream's first (semantic)
+/// codebook undelayed, every other codebook delayed alike — the layout of
+/// every Moshi and Hibiki release. kyutai count a delay of d steps where the
+/// moshi crate's state machine (which reads a step ahead) counts d + 1.
+fn acoustic_delay(delays: &serde_json::Value, g: &GenerationSpec) -> Result<usize, String> {
+    let d: Vec<u64> = delays
+        .as_array()
+        .and_then(|a| a.iter().map(|v| v.as_u64()).collect())
+        .ok_or_else(|| format!("delays {delays} is not a list of step counts"))?;
+    let (gen, inp) = (g.generated_audio_codebooks, g.input_audio_codebooks);
+    let unsupported = || {
+        format!(
+            "delays {d:?}: only text and each stream's first codebook undelayed, and one delay \
+             for every other codebook, are supported ({} entries: text + {gen} + {inp} codebooks)",
+            1 + gen + inp
+        )
+    };
+    if d.len() != 1 + gen + inp || d[0] != 0 || d[1] != 0 || (inp > 0 && d[1 + gen] != 0) {
+        return Err(unsupported());
+    }
+    let acoustic: Vec<u64> = d[2..1 + gen]
+        .iter()
+        .chain(d.get(2 + gen..).unwrap_or(&[]))
+        .copied()
+        .collect();
+    let a = acoustic.first().copied().unwrap_or(0);
+    if acoustic.iter().any(|&x| x != a) {
+        return Err(unsupported());
+    }
+    Ok(a as usize + KYUTAI_DELAY_OFFSET)
+}
+
+/// See [`acoustic_delay`].
+const KYUTAI_DELAY_OFFSET: usize = 1;
 
 /// Mimi in kyutai's layout: the first `tokenizer-*.safetensors`.
 pub(super) fn mimi_file(files: &[String]) -> Option<String> {
