@@ -13,7 +13,7 @@ use antiphon_framework::device::{BlockSizes, Pacing as DevicePacing, VirtualDevi
 use antiphon_framework::engine::{render_offline, Engine, EngineConfig, Pacing};
 use antiphon_framework::{endpoint, EndpointConfig};
 use antiphon_nodes::csm::standin::write_csm_standin;
-use antiphon_nodes::speech::{self, Script, TurnLimit, TEMPERATURE};
+use antiphon_nodes::speech::{self, ContextTurn, Script, TurnLimit, TEMPERATURE};
 use antiphon_nodes::ModelBundle;
 
 const RATE: f64 = 24_000.0;
@@ -223,6 +223,55 @@ fn ten_seconds_on_the_wall_clock_without_underruns_after_warmup() {
         return;
     }
     assert_eq!(judged_underruns, 0, "{}", r.summary(true));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Context turns (earlier text with its audio codes) condition the speech;
+/// context that cannot fit is a clear error.
+#[test]
+fn context_turns_condition_the_speech() {
+    let _one = one_at_a_time();
+    let dir = standin("context", 6);
+    let model = ModelBundle::load(&dir).unwrap();
+    let greedy = |script: Script| {
+        let (graph, bus, progress) =
+            speech::graph(&model, script, RATE, 0, TurnLimit::Seconds(0.8), vec![]).unwrap();
+        bus.set_by_id(TEMPERATURE, 0.0, 0).unwrap();
+        let cfg = EngineConfig {
+            pacing: Pacing::FreeRunning,
+            ..Default::default()
+        };
+        let (out, r, _) = render_offline(graph, vec![0.0; 12 * FRAME], cfg, bus).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(progress.finished_at(), Some(10));
+        out
+    };
+    let plain = Script::parse("Reply.").unwrap();
+    let codes: Vec<Vec<u32>> = (0..10u32)
+        .map(|f| (0..32u32).map(|c| (f * 97 + c * 31) % 2048).collect())
+        .collect();
+    let with_context = Script {
+        context: vec![ContextTurn {
+            speaker: 1,
+            text: "An earlier line.".into(),
+            codes: codes.clone(),
+        }],
+        ..plain.clone()
+    };
+    let (a, b) = (greedy(plain.clone()), greedy(with_context));
+    assert!(!same_bytes(&a, &b), "the context changed the greedy speech");
+    let too_much = Script {
+        context: vec![ContextTurn {
+            speaker: 0,
+            text: "x".into(),
+            codes: vec![codes[0].clone(); 2100],
+        }],
+        ..plain
+    };
+    let e = speech::graph(&model, too_much, RATE, 0, TurnLimit::Auto, vec![])
+        .err()
+        .expect("context too long");
+    assert!(e.contains("context turns take"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
