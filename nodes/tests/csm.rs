@@ -275,6 +275,104 @@ fn context_turns_condition_the_speech() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Sesame's tensor name for a Hugging Face one (`None`: not stored there).
+fn sesame_name(hf: &str) -> Option<String> {
+    let top = [
+        ("embed_text_tokens.weight", "text_embeddings.weight"),
+        (
+            "backbone_model.embed_tokens.embed_audio_tokens.weight",
+            "audio_embeddings.weight",
+        ),
+        ("lm_head.weight", "codebook0_head.weight"),
+        (
+            "depth_decoder.model.inputs_embeds_projector.weight",
+            "projection.weight",
+        ),
+        ("depth_decoder.codebooks_head.weight", "audio_head"),
+    ];
+    if let Some((_, s)) = top.iter().find(|(h, _)| *h == hf) {
+        return Some(s.to_string());
+    }
+    if hf == "depth_decoder.model.embed_tokens.weight" {
+        return None; // tied to the backbone's
+    }
+    let mut n = hf
+        .replace("backbone_model.", "backbone.")
+        .replace("depth_decoder.model.", "decoder.")
+        .replace(".self_attn.", ".attn.")
+        .replace(".o_proj.", ".output_proj.")
+        .replace(".input_layernorm.weight", ".sa_norm.scale")
+        .replace(".post_attention_layernorm.weight", ".mlp_norm.scale")
+        .replace(".gate_proj.", ".w1.")
+        .replace(".up_proj.", ".w3.")
+        .replace(".down_proj.", ".w2.");
+    if n.ends_with(".norm.weight") {
+        n = n.replace(".norm.weight", ".norm.scale");
+    }
+    Some(n)
+}
+
+/// Undoes transformers' conversion of q/k projections (interleaved RoPE
+/// pairs → halves), giving Sesame's (torchtune's) layout.
+fn to_interleaved(w: &candle::Tensor, heads: usize) -> candle::Tensor {
+    let (rows, cols) = w.dims2().unwrap();
+    let hd = rows / heads;
+    w.reshape((heads, 2, hd / 2, cols))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((rows, cols))
+        .unwrap()
+}
+
+/// The same weights in Sesame's layout (its names, interleaved RoPE) speak
+/// exactly as in the Hugging Face layout.
+#[test]
+fn sesame_layout_speaks_like_the_hugging_face_layout() {
+    let _one = one_at_a_time();
+    let hf = standin("hf", 8);
+    let sesame = tmp("sesame");
+    copy_dir(&hf, &sesame);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
+    let heads = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap() as usize;
+    let t = candle::safetensors::load(hf.join("model.safetensors"), &candle::Device::Cpu).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for (name, w) in &t {
+        let Some(new) = sesame_name(name) else {
+            continue;
+        };
+        let c = if name.starts_with("backbone_model.") {
+            &cfg
+        } else {
+            &cfg["depth_decoder_config"]
+        };
+        let w = if name.ends_with("q_proj.weight") {
+            to_interleaved(w, heads(c, "num_attention_heads"))
+        } else if name.ends_with("k_proj.weight") {
+            to_interleaved(w, heads(c, "num_key_value_heads"))
+        } else {
+            w.clone()
+        };
+        out.insert(new, w);
+    }
+    candle::safetensors::save(&out, sesame.join("model.safetensors")).unwrap();
+    let greedy = &[(TEMPERATURE, 0.0)];
+    let (a, _, _) = say(&hf, "Same voice.", 0, 1.2, greedy);
+    let (b, _, _) = say(&sesame, "Same voice.", 0, 1.2, greedy);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("Sesame vs Hugging Face layout, greedy 1.2 s: max |difference| {diff:.3e}");
+    assert!(diff < 1e-4, "max |difference| {diff}");
+    assert!(a.iter().any(|x| x.abs() > 1e-3));
+    for d in [hf, sesame] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
 fn load_err(dir: &Path) -> String {
     match ModelBundle::load(dir) {
         Ok(_) => panic!("`{}` loaded", dir.display()),
