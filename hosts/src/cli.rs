@@ -161,6 +161,16 @@ pub struct SayArgs {
     /// Sample among the K most likely codes.
     #[arg(long, value_name = "K", default_value_t = 50)]
     pub top_k: u32,
+    /// Context: an earlier turn's text (with --context-wav, its recording). The speech
+    /// continues that conversation (voice, pace, tone).
+    #[arg(long, value_name = "TEXT", requires = "context_wav")]
+    pub context_text: Option<String>,
+    /// Context: the recording of --context-text (WAV, any rate).
+    #[arg(long, value_name = "IN.wav", requires = "context_text")]
+    pub context_wav: Option<PathBuf>,
+    /// Context: who spoke the context turn (0–9).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub context_speaker: u32,
     /// Longest a turn may run, seconds, if the model does not end it first.
     /// Default: 2 s + 0.4 s per text token.
     #[arg(long, value_name = "S")]

@@ -56,7 +56,7 @@ pub fn run(args: SayArgs) -> Result<()> {
     if args.live && args.pace == Pace::Fast {
         bail!("--live plays as it is generated: it cannot be used with --pace fast");
     }
-    let script = script(&args)?;
+    let mut script = script(&args)?;
     let mut paths = args.out.paths();
     if let Some(o) = &args.output {
         paths.push(o);
@@ -77,6 +77,18 @@ pub fn run(args: SayArgs) -> Result<()> {
         .expect_task(Task::TextToSpeech, "`antiphon say`")
         .map_err(|e| anyhow!(e))?;
     let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
+    if let (Some(text), Some(wav_path)) = (&args.context_text, &args.context_wav) {
+        let audio = wav::read(wav_path)?;
+        let turn = speech::context_turn(
+            &bundle,
+            args.context_speaker,
+            text,
+            &audio.mono(),
+            audio.spec.sample_rate as f64,
+        )
+        .map_err(|e| anyhow!("--context-wav `{}`: {e}", wav_path.display()))?;
+        script.context.push(turn);
+    }
     let limit = args.max_seconds.map_or(TurnLimit::Auto, TurnLimit::Seconds);
     let device = if args.live {
         Some(LiveOut::open()?)

@@ -188,6 +188,27 @@ fn say_mistakes_give_one_clear_line() {
         2,
         &["cannot be used with"],
     );
+    mistake(
+        &["say", "Hi.", "--output", o, "--context-text", "Earlier."],
+        2,
+        &["--context-wav"],
+    );
+    mistake(
+        &[
+            "say",
+            "Hi.",
+            "--model",
+            m,
+            "--output",
+            o,
+            "--context-text",
+            "Earlier.",
+            "--context-wav",
+            "/nonexistent/c.wav",
+        ],
+        1,
+        &["c.wav"],
+    );
     let empty = tmp("empty.txt");
     std::fs::write(&empty, "\n  \n").unwrap();
     mistake(
