@@ -402,14 +402,21 @@ pub fn write_lm_model(
         std::fs::write(dir.join("config.json"), kyutai.to_string())
             .map_err(|e| ModelError::io(dir.join("config.json"), e))?;
     }
+    let mut m = m;
+    if !manifest {
+        // kyutai's `delays` make the folder run as PyTorch's LMGen does.
+        if let Some(g) = m.generation.as_mut() {
+            g.alignment = crate::spec::StreamAlignment::Pytorch;
+        }
+    }
     Ok(m)
 }
 
 /// kyutai's `delays` for our stream layout: text and each stream's first
-/// codebook undelayed, the others by the acoustic delay in kyutai's count
-/// (one less than the moshi crate's; see `family::lm`).
+/// codebook undelayed, the others by the acoustic delay (a folder with
+/// `delays` runs with PyTorch's stream alignment; see `family::lm`).
 fn kyutai_delays(g: &GenerationSpec) -> Vec<usize> {
-    let d = g.acoustic_delay.saturating_sub(1);
+    let d = g.acoustic_delay;
     let stream = |n: usize| (0..n).map(move |i| if i == 0 { 0 } else { d });
     std::iter::once(0)
         .chain(stream(g.generated_audio_codebooks))

@@ -271,6 +271,26 @@ pub struct GenerationSpec {
     pub text_pad_token: u32,
     pub text_eop_token: u32,
     pub text_start_token: u32,
+    /// How the streams line up with the steps; manifests without it mean the
+    /// moshi crate's.
+    #[serde(default)]
+    pub alignment: StreamAlignment,
+}
+
+/// How an LM's token streams line up with its steps. Both feed the model its
+/// own codes of the previous step (acoustic codebooks `acoustic_delay` frames
+/// late); they differ in when the user's codes are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamAlignment {
+    /// The moshi crate's `lm_generate_multistream` (kyutai's Rust server):
+    /// the user's codes of step t are read at step t+1.
+    #[default]
+    MoshiCrate,
+    /// kyutai's PyTorch `LMGen` with `config.json`'s `delays` (the reference
+    /// the models were trained with): the user's semantic code of step t is
+    /// read at step t, their acoustic codes `acoustic_delay` steps late.
+    Pytorch,
 }
 
 impl GenerationSpec {
@@ -283,6 +303,7 @@ impl GenerationSpec {
             text_pad_token: 3,
             text_eop_token: 0,
             text_start_token: text_in_vocab_size.saturating_sub(1) as u32,
+            alignment: StreamAlignment::MoshiCrate,
         }
     }
 }

@@ -10,6 +10,11 @@ Text tokens (every step) and generated audio frames must be identical.
     /work/venv-ref/bin/python tests/reference/moshi_pytorch_parity.py [STEPS] [SEED] [--delay D]
 
 Not run by CI (needs torch). Exit status 0 when identical.
+
+Measured (moshi 0.2.13, torch 2.9.1, CPU): text tokens and generated audio
+frames identical for 200 steps with seeds 0, 1, 2 (kyutai delays 1) and seed 0
+with `--delay 2` (Hibiki's). Our folder runs with the PyTorch stream alignment
+because its config.json has `delays`.
 """
 import json
 import os
@@ -23,7 +28,6 @@ from moshi.models import loaders
 from moshi.models.lm import LMModel, LMGen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARPEN = float(os.environ.get("SHARPEN", "30"))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
 
@@ -49,15 +53,12 @@ def main():
     torch.manual_seed(seed)
     cfg = tiny_config(delay)
     model = LMModel(**cfg).eval()
-    # Random output heads give nearly flat logits over 2 048 codes, where
-    # float rounding (which differs between the two stacks) decides the
-    # argmax; sharper heads keep greedy choices away from ties.
+    # Non-trivial norm gains (torch initialises them to 1), so a norm read
+    # from the wrong (or a shared vs per-step) tensor shows.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("alpha"):
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            if name.startswith("linears.") or name == "text_linear.weight":
-                p.mul_(SHARPEN)
 
     d = tempfile.mkdtemp(prefix="moshi-pt-parity-")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}

@@ -29,7 +29,9 @@ use crate::errors::ModelError;
 use crate::output::Output;
 use crate::pytorch_layout::{candle_shapes, is_pytorch};
 use crate::resample::Resample;
-use crate::spec::{infer_lm, infer_mimi, FileSpec, GenerationSpec, Manifest, MANIFEST_FORMAT};
+use crate::spec::{
+    infer_lm, infer_mimi, FileSpec, GenerationSpec, Manifest, StreamAlignment, MANIFEST_FORMAT,
+};
 use crate::weights::{gguf_shapes, open_safetensors, safetensors_shapes};
 
 /// A Moshi-architecture family.
@@ -202,8 +204,10 @@ impl LmFamily {
             ..GenerationSpec::moshi_v0_1(lm_spec.text_in_vocab_size)
         };
         if let Some(delays) = kyutai.as_ref().and_then(|c| c.get("delays")) {
+            // kyutai's `delays` are PyTorch `LMGen`'s: run as it does.
             generation.acoustic_delay = acoustic_delay(delays, &generation)
                 .map_err(|e| ModelError::config(dir.join("config.json"), e))?;
+            generation.alignment = StreamAlignment::Pytorch;
         }
         if let Some(pad) = kyutai
             .as_ref()
@@ -305,11 +309,8 @@ fn acoustic_delay(delays: &serde_json::Value, g: &GenerationSpec) -> Result<usiz
     if acoustic.iter().any(|&x| x != a) {
         return Err(unsupported());
     }
-    Ok(a as usize + KYUTAI_DELAY_OFFSET)
+    Ok(a as usize)
 }
-
-/// See [`acoustic_delay`].
-const KYUTAI_DELAY_OFFSET: usize = 1;
 
 /// Mimi in kyutai's layout: the first `tokenizer-*.safetensors`.
 pub(super) fn mimi_file(files: &[String]) -> Option<String> {
