@@ -50,6 +50,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }),
         script,
         keep_output: false,
+        end: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
     };
     let pb = progress::bar(args.seconds, "bench");
     let o = realtime::run(graph, knobs, cfg, feed, |t, st| {

@@ -24,11 +24,11 @@ use crate::progress;
 use crate::realtime::output_params;
 use crate::setup::{engine_config, find_preset, model_choice, session_knobs};
 
-const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
+pub(crate) const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
     Use `antiphon run` to talk to the model through WAV files, or start a JACK server \
     (e.g. `jackd -d dummy`) and use --backend jack";
 
-fn host_for(backend: Backend) -> Result<(cpal::Host, &'static str)> {
+pub(crate) fn host_for(backend: Backend) -> Result<(cpal::Host, &'static str)> {
     // Never start a JACK server behind the user's back.
     std::env::set_var("JACK_NO_START_SERVER", "1");
     let jack = || -> Option<cpal::Host> {
@@ -51,7 +51,7 @@ fn names(devs: impl Iterator<Item = cpal::Device>) -> Vec<String> {
     devs.filter_map(|d| d.name().ok()).collect()
 }
 
-fn pick(
+pub(crate) fn pick(
     host: &cpal::Host,
     backend: &str,
     want: Option<&str>,
@@ -346,7 +346,7 @@ fn build_input(
     }
 }
 
-fn build_output(
+pub(crate) fn build_output(
     dev: &cpal::Device,
     cfg: &cpal::StreamConfig,
     fmt: cpal::SampleFormat,

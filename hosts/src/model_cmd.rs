@@ -20,7 +20,12 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             check_empty(&dir)?;
             write_builtin(&dir, BUILTIN_SEED)
                 .map_err(|e| anyhow!("cannot write the model: {e}"))?;
-            done(&dir, "the built-in tiny model", BUILTIN_SEED);
+            done(
+                &dir,
+                "the built-in tiny model",
+                BUILTIN_SEED,
+                family::Task::Conversation,
+            );
             Ok(())
         }
         ModelCommand::Init {
@@ -53,12 +58,19 @@ fn check_empty(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn done(dir: &Path, what: &str, seed: u64) {
+fn done(dir: &Path, what: &str, seed: u64, task: family::Task) {
     println!("wrote {what} (seed {seed}) to {}", dir.display());
-    println!(
-        "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
-        dir.display()
-    );
+    if task == family::Task::TextToSpeech {
+        println!(
+            "use it with: antiphon say \"Hello.\" --model {} --output hello.wav",
+            dir.display()
+        );
+    } else {
+        println!(
+            "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
+            dir.display()
+        );
+    }
 }
 
 fn init(dir: &Path, family_name: &str, size: InitSize, seed: u64) -> Result<()> {
@@ -84,6 +96,7 @@ fn init(dir: &Path, family_name: &str, size: InitSize, seed: u64) -> Result<()> 
         dir,
         &format!("a `{}` stand-in (random weights, not speech)", fam.name()),
         seed,
+        fam.task(),
     );
     Ok(())
 }

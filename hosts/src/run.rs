@@ -68,6 +68,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 }),
                 script: Vec::new(),
                 keep_output: true,
+                end: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             };
             let pb = progress::bar(total as f64 / rate, "speaking");
             let o = realtime::run(graph, knobs, cfg, feed, |t, st| {

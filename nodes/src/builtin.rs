@@ -214,7 +214,7 @@ impl candle_nn::var_builder::SimpleBackend for Recorder {
 }
 
 /// All tensors of a model, made from `seed` by running `build` over a recorder.
-fn record(
+pub(crate) fn record(
     seed: u64,
     build: impl FnOnce(candle_nn::VarBuilder) -> candle::Result<()>,
 ) -> candle::Result<BTreeMap<String, Tensor>> {
@@ -428,29 +428,39 @@ fn kyutai_delays(g: &GenerationSpec) -> Vec<usize> {
 /// `$ANTIPHON_CACHE_DIR`, else the system temp dir, keyed by seed and crate
 /// version so a changed generator never reuses stale files.
 pub fn builtin_dir(seed: u64) -> Result<PathBuf, ModelError> {
+    cached_model_dir("builtin", seed, MANIFEST_FILE, |d, s| {
+        write_builtin(d, s).map(|_| ())
+    })
+}
+
+/// A generated model's directory in the cache (see [`builtin_dir`]): `write`
+/// fills it on first use; `marker` is the file whose presence means complete.
+pub fn cached_model_dir(
+    kind: &str,
+    seed: u64,
+    marker: &str,
+    write: impl FnOnce(&Path, u64) -> Result<(), ModelError>,
+) -> Result<PathBuf, ModelError> {
     let base = std::env::var_os("ANTIPHON_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!(
-        "antiphon-builtin-{}-{seed:016x}",
+        "antiphon-{kind}-{}-{seed:016x}",
         env!("CARGO_PKG_VERSION")
     ));
-    if !dir.join(MANIFEST_FILE).is_file() {
+    if !dir.join(marker).is_file() {
         // Write into a private temp dir and rename, so concurrent users never
         // see a half-written model.
         let tmp = base.join(format!(
-            "antiphon-builtin-tmp-{}-{:x}",
+            "antiphon-{kind}-tmp-{}-{:x}",
             std::process::id(),
             seed_for(seed, &format!("{:?}", std::thread::current().id()))
         ));
-        write_builtin(&tmp, seed)?;
+        write(&tmp, seed)?;
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
-            if !dir.join(MANIFEST_FILE).is_file() {
-                return Err(ModelError::io(
-                    &dir,
-                    "could not create the built-in model directory",
-                ));
+            if !dir.join(marker).is_file() {
+                return Err(ModelError::io(&dir, "could not create the model directory"));
             }
         }
     }

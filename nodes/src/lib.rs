@@ -17,6 +17,8 @@
 //! * [`graph::canonical_graph`]: a model's graph as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
+//! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph);
+//!   [`speech`]: text to speech for front ends.
 //! * [`session`]: the session core both front ends use (model loading and
 //!   cache, graph, knob bus, presets, engine, status).
 
@@ -27,6 +29,7 @@ pub mod capture;
 pub mod chain;
 pub mod code_predictor;
 pub mod codec;
+pub mod csm;
 pub mod decoder;
 pub mod driver;
 pub mod encoder;
@@ -46,6 +49,7 @@ pub mod seanet;
 pub mod session;
 pub mod simd;
 pub mod spec;
+pub mod speech;
 pub mod stream_conv;
 pub mod weights;
 

@@ -13,6 +13,7 @@
 //! Adding a family: a module implementing [`Family`] and one entry in [`all`].
 
 pub mod codec;
+pub mod csm;
 pub mod lm;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ use crate::errors::ModelError;
 use crate::spec::Manifest;
 
 pub use codec::CODEC;
+pub use csm::CSM;
 pub use lm::{HIBIKI, MOSHI};
 
 /// How a family's generation is paced against the audio clock.
@@ -142,7 +144,7 @@ pub trait Family: Send + Sync + 'static {
 
 /// Every family, in the order folders are recognised (most specific first).
 pub fn all() -> &'static [&'static dyn Family] {
-    static ALL: [&dyn Family; 3] = [&lm::HIBIKI, &lm::MOSHI, &codec::CODEC];
+    static ALL: [&dyn Family; 4] = [&csm::CSM, &lm::HIBIKI, &lm::MOSHI, &codec::CODEC];
     &ALL
 }
 
@@ -176,17 +178,28 @@ pub fn build(
     bundle: &ModelBundle,
     rate: f64,
     seed: u64,
-    mut wrap: impl FnMut(&str, Box<dyn Node>) -> Box<dyn Node>,
+    wrap: impl FnMut(&str, Box<dyn Node>) -> Box<dyn Node>,
 ) -> Result<Graph, String> {
-    let stages = bundle.family.graph(bundle, rate, seed)?;
-    let chain: Vec<(&str, Box<dyn Node>)> = stages
-        .chain
-        .into_iter()
-        .map(|(name, node)| (name, wrap(name, node)))
-        .collect();
-    let mut b = GraphBuilder::new().chain(chain);
-    for (from, to) in stages.feedback {
-        b = b.feedback(from, to);
+    bundle.family.graph(bundle, rate, seed)?.build(rate, wrap)
+}
+
+impl Stages {
+    /// The validated graph for a device at `rate`, each node passed through
+    /// `wrap(stage name, node)` first.
+    pub fn build(
+        self,
+        rate: f64,
+        mut wrap: impl FnMut(&str, Box<dyn Node>) -> Box<dyn Node>,
+    ) -> Result<Graph, String> {
+        let chain: Vec<(&str, Box<dyn Node>)> = self
+            .chain
+            .into_iter()
+            .map(|(name, node)| (name, wrap(name, node)))
+            .collect();
+        let mut b = GraphBuilder::new().chain(chain);
+        for (from, to) in self.feedback {
+            b = b.feedback(from, to);
+        }
+        b.build(rate).map_err(|e| e.to_string())
     }
-    b.build(rate).map_err(|e| e.to_string())
 }
