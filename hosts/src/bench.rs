@@ -10,7 +10,7 @@ use crate::cli::BenchArgs;
 use crate::outputs;
 use crate::progress;
 use crate::realtime::{self, Feed};
-use crate::setup::{check_script, engine_config, Loaded};
+use crate::setup::{check_script, Loaded};
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 24.0 * 3600.0) {
@@ -27,7 +27,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let loaded = Loaded::new(&args.model)?;
     let (graph, knobs) = loaded.graph(rate, args.inject_stall)?;
     let script = check_script(&knobs, &args.knob)?;
-    let cfg = engine_config(loaded.workers, args.out.trace.is_some(), args.warmup);
+    let cfg = loaded.engine_config(args.out.trace.is_some(), args.warmup);
     let stall = args.inject_stall.map_or("no stalls".to_string(), |s| {
         format!("backbone stalls {} ms every {} frames", s.ms, s.every)
     });
@@ -50,6 +50,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }),
         script,
         keep_output: false,
+        end: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
     };
     let pb = progress::bar(args.seconds, "bench");
     let o = realtime::run(graph, knobs, cfg, feed, |t, st| {

@@ -38,6 +38,8 @@ pub enum Command {
     Run(RunArgs),
     /// Hold a conversation on real audio devices until Ctrl-C.
     Live(LiveArgs),
+    /// Text to speech with a CSM model: speak TEXT (or a script file) into a WAV, streaming.
+    Say(SayArgs),
     /// End-to-end latency benchmark on a virtual sound card paced by the wall clock.
     Bench(BenchArgs),
     /// Create or inspect a model directory.
@@ -133,6 +135,67 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SayArgs {
+    /// What to say (one turn). Use --file for a script of several turns.
+    #[arg(value_name = "TEXT", conflicts_with = "file")]
+    pub text: Option<String>,
+    /// A script: one turn per non-blank line; a line may start with `[N]` to give its speaker.
+    #[arg(long, short, value_name = "SCRIPT.txt")]
+    pub file: Option<PathBuf>,
+    /// Output WAV (mono, 16-bit).
+    #[arg(long, short, value_name = "OUT.wav")]
+    pub output: Option<PathBuf>,
+    /// Play through the audio device (JACK or ALSA default output) as it is generated.
+    #[arg(long)]
+    pub live: bool,
+    /// CSM model directory (sesame/csm-1b, Hugging Face or Sesame layout, with kyutai's Mimi
+    /// file). Default: the CSM stand-in (real architecture, random weights: not speech).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Speaker of turns without a `[N]` tag (0–9).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub speaker: u32,
+    /// Sampling temperature (0: greedy).
+    #[arg(long, value_name = "T", default_value_t = 0.9)]
+    pub temperature: f32,
+    /// Sample among the K most likely codes.
+    #[arg(long, value_name = "K", default_value_t = 50)]
+    pub top_k: u32,
+    /// Context: an earlier turn's text (with --context-wav, its recording). The speech
+    /// continues that conversation (voice, pace, tone).
+    #[arg(long, value_name = "TEXT", requires = "context_wav")]
+    pub context_text: Option<String>,
+    /// Context: the recording of --context-text (WAV, any rate).
+    #[arg(long, value_name = "IN.wav", requires = "context_text")]
+    pub context_wav: Option<PathBuf>,
+    /// Context: who spoke the context turn (0–9).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub context_speaker: u32,
+    /// Longest a turn may run, seconds, if the model does not end it first.
+    /// Default: 2 s + 0.4 s per text token.
+    #[arg(long, value_name = "S")]
+    pub max_seconds: Option<f64>,
+    /// Output sample rate, Hz (the model makes 24 kHz).
+    #[arg(long, value_name = "HZ", default_value_t = 24_000)]
+    pub rate: u32,
+    /// realtime: streamed through a virtual sound card on the wall clock (first audio and
+    /// underruns are real); fast: as fast as possible, deterministic (same seed → same bytes).
+    #[arg(long, value_enum, default_value_t = Pace::Realtime)]
+    pub pace: Pace,
+    /// Virtual sound card block size in samples (realtime pace).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub block_size: u64,
+    /// Seed for sampling.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads for generation.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub workers: u64,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchArgs {
     /// How long to run, seconds of audio (and of wall time).
     #[arg(long, value_name = "N", default_value_t = 30.0)]
@@ -191,26 +254,30 @@ pub struct LiveArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Write the built-in tiny model (random weights) to DIR in the real on-disk layout.
+    /// Write exactly the built-in tiny model (random weights, its seed) to DIR in the real on-disk layout.
     InitTiny {
         /// Directory to create (must not hold a model already).
         dir: PathBuf,
-        /// Seed of the random weights.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        seed: u64,
     },
-    /// Write a random-weight model to DIR in the real on-disk layout (real architecture and
-    /// tensor names, random weights: not speech), to benchmark real sizes without downloads.
+    /// Write a family's random-weight stand-in to DIR in the real on-disk layout (real
+    /// architecture and tensor names, random weights: not speech), to run and benchmark
+    /// without downloads.
     Init {
         /// Directory to create (must not hold a model already).
         dir: PathBuf,
-        /// tiny: the built-in model; real-mimi: real-size Mimi codec (kyutai v0.1) with the tiny LM.
+        /// Model family (see `antiphon model families`).
+        #[arg(long, value_name = "NAME", default_value = "moshi")]
+        family: String,
+        /// moshi only: tiny (the built-in model's sizes) or real-mimi (real-size Mimi codec,
+        /// kyutai v0.1, with the tiny LM).
         #[arg(long, value_enum, default_value_t = InitSize::Tiny)]
         size: InitSize,
         /// Seed of the random weights.
         #[arg(long, value_name = "N", default_value_t = 0)]
         seed: u64,
     },
+    /// List the model families: what each does, its pacing and ports.
+    Families,
     /// Load DIR and print what is there (family, config, tensors, parameters, dtype, size),
     /// or exactly what is wrong.
     Inspect {

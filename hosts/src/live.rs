@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use antiphon_framework::endpoint::OutputParam;
+use antiphon_nodes::family::Task;
 use antiphon_nodes::session::{apply_knobs, load_model_with, Level, Session, SessionConfig, State};
 use anyhow::{anyhow, bail, Context, Result};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -23,11 +24,11 @@ use crate::progress;
 use crate::realtime::output_params;
 use crate::setup::{engine_config, find_preset, model_choice, session_knobs};
 
-const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
+pub(crate) const NO_CARD_HINT: &str = "this machine seems to have no usable sound card. \
     Use `antiphon run` to talk to the model through WAV files, or start a JACK server \
     (e.g. `jackd -d dummy`) and use --backend jack";
 
-fn host_for(backend: Backend) -> Result<(cpal::Host, &'static str)> {
+pub(crate) fn host_for(backend: Backend) -> Result<(cpal::Host, &'static str)> {
     // Never start a JACK server behind the user's back.
     std::env::set_var("JACK_NO_START_SERVER", "1");
     let jack = || -> Option<cpal::Host> {
@@ -50,7 +51,7 @@ fn names(devs: impl Iterator<Item = cpal::Device>) -> Vec<String> {
     devs.filter_map(|d| d.name().ok()).collect()
 }
 
-fn pick(
+pub(crate) fn pick(
     host: &cpal::Host,
     backend: &str,
     want: Option<&str>,
@@ -148,7 +149,13 @@ pub fn run(args: LiveArgs) -> Result<()> {
     cfg.engine = engine_config(args.model.workers as usize, args.out.trace.is_some(), 5.0);
     cfg.seed = args.model.seed;
     let opts = args.model.load.options();
-    cfg.loader = Arc::new(move |c, _| load_model_with(c, opts));
+    // `live` holds a conversation: a translation model or an effect is refused
+    // with the reason, before any device opens.
+    cfg.loader = Arc::new(move |c, _| {
+        let bundle = load_model_with(c, opts)?;
+        bundle.expect_task(Task::Conversation, "`antiphon live` (a conversation)")?;
+        Ok(bundle)
+    });
     cfg.knobs = session_knobs();
     cfg.log = Some(Arc::new(|level, msg| {
         let tag = if level == Level::Error { "error: " } else { "" };
@@ -339,7 +346,7 @@ fn build_input(
     }
 }
 
-fn build_output(
+pub(crate) fn build_output(
     dev: &cpal::Device,
     cfg: &cpal::StreamConfig,
     fmt: cpal::SampleFormat,

@@ -16,6 +16,7 @@ mod presets_cmd;
 mod progress;
 mod realtime;
 mod run;
+mod say;
 mod script;
 mod setup;
 mod stall;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Live(a) => live::run(a),
+        Command::Say(a) => say::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Model(m) => model_cmd::run(m),
         Command::Presets(a) => presets_cmd::run(a),

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use antiphon_nodes::builtin::{write_model, LmStorage, ModelSize, MANIFEST_FILE};
+use antiphon_nodes::builtin::{
+    write_builtin, write_model, LmStorage, ModelSize, BUILTIN_SEED, MANIFEST_FILE,
+};
 use antiphon_nodes::bundle::LoadOptions;
-use antiphon_nodes::ModelBundle;
+use antiphon_nodes::{family, ModelBundle};
 use anyhow::{anyhow, bail, Context, Result};
 use candle::DType;
 
@@ -14,20 +16,36 @@ use crate::cli::{InitSize, ModelCommand};
 
 pub fn run(cmd: ModelCommand) -> Result<()> {
     match cmd {
-        ModelCommand::InitTiny { dir, seed } => init(&dir, ModelSize::Tiny, seed),
-        ModelCommand::Init { dir, size, seed } => {
-            let size = match size {
-                InitSize::Tiny => ModelSize::Tiny,
-                InitSize::RealMimi => ModelSize::RealMimi,
-            };
-            init(&dir, size, seed)
+        ModelCommand::InitTiny { dir } => {
+            check_empty(&dir)?;
+            write_builtin(&dir, BUILTIN_SEED)
+                .map_err(|e| anyhow!("cannot write the model: {e}"))?;
+            done(
+                &dir,
+                "the built-in tiny model",
+                BUILTIN_SEED,
+                family::Task::Conversation,
+            );
+            Ok(())
+        }
+        ModelCommand::Init {
+            dir,
+            family,
+            size,
+            seed,
+        } => init(&dir, &family, size, seed),
+        ModelCommand::Families => {
+            for f in family::all() {
+                println!("{:<8} {}", f.name(), f.summary());
+            }
+            Ok(())
         }
         ModelCommand::Inspect { dir, load } => inspect(&dir, load.options()),
         ModelCommand::Bench(a) => crate::model_bench::run(a),
     }
 }
 
-fn init(dir: &Path, size: ModelSize, seed: u64) -> Result<()> {
+fn check_empty(dir: &Path) -> Result<()> {
     if dir.join(MANIFEST_FILE).exists() || dir.join("model.safetensors").exists() {
         bail!(
             "`{}` already holds a model; choose an empty or new directory",
@@ -37,12 +55,48 @@ fn init(dir: &Path, size: ModelSize, seed: u64) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!("`{}` exists and is not a directory", dir.display());
     }
-    let m = write_model(dir, seed, size, LmStorage::Safetensors(DType::F32), true)
-        .map_err(|e| anyhow!("cannot write the model: {e}"))?;
-    println!("wrote {} (seed {seed}) to {}", m.name, dir.display());
-    println!(
-        "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
-        dir.display()
+    Ok(())
+}
+
+fn done(dir: &Path, what: &str, seed: u64, task: family::Task) {
+    println!("wrote {what} (seed {seed}) to {}", dir.display());
+    if task == family::Task::TextToSpeech {
+        println!(
+            "use it with: antiphon say \"Hello.\" --model {} --output hello.wav",
+            dir.display()
+        );
+    } else {
+        println!(
+            "use it with: antiphon model bench {0}   or   antiphon run --model {0} --output reply.wav",
+            dir.display()
+        );
+    }
+}
+
+fn init(dir: &Path, family_name: &str, size: InitSize, seed: u64) -> Result<()> {
+    let fam = family::by_name(family_name).map_err(|e| anyhow!(e))?;
+    check_empty(dir)?;
+    match size {
+        InitSize::Tiny => fam
+            .write_stand_in(dir, seed)
+            .map_err(|e| anyhow!("cannot write the model: {e}"))?,
+        InitSize::RealMimi if fam.name() == "moshi" => {
+            write_model(
+                dir,
+                seed,
+                ModelSize::RealMimi,
+                LmStorage::Safetensors(DType::F32),
+                true,
+            )
+            .map_err(|e| anyhow!("cannot write the model: {e}"))?;
+        }
+        InitSize::RealMimi => bail!("--size real-mimi is for --family moshi only"),
+    }
+    done(
+        dir,
+        &format!("a `{}` stand-in (random weights, not speech)", fam.name()),
+        seed,
+        fam.task(),
     );
     Ok(())
 }
@@ -58,32 +112,29 @@ struct FileStats {
 fn inspect(dir: &Path, opts: LoadOptions) -> Result<()> {
     let b = ModelBundle::load_with(dir, opts).map_err(|e| anyhow!("{e}"))?;
     let m = &b.manifest;
-    let lm = &m.lm.config;
     let mimi = &m.mimi.config;
     println!("model      {}", dir.display());
     println!("name       {}", m.name);
-    println!("family     Mimi codec + Moshi LM (temporal transformer backbone + depformer code predictor)");
+    println!("family     {}: {}", b.family.name(), b.family.summary());
     println!(
-        "backbone   d_model {}, {} layers, {} heads, context {} frames; {} audio codebooks, text vocab {}",
-        lm.transformer.d_model,
-        lm.transformer.num_layers,
-        lm.transformer.num_heads,
-        lm.transformer.context,
-        lm.audio_codebooks,
-        lm.text_out_vocab_size
+        "pacing     {:?}; ports {:?}",
+        b.family.pacing(),
+        b.family.ports()
     );
-    println!(
-        "depformer  d_model {}, {} layers, {} slices",
-        lm.depformer.transformer.d_model,
-        lm.depformer.transformer.num_layers,
-        lm.depformer.num_slices
-    );
+    if let Some(lm) = b.lm_spec() {
+        print_lm(lm);
+    }
     println!(
         "mimi       dimension {}, {} filters, {} codebooks, transformer {} layers",
         mimi.dimension, mimi.n_filters, mimi.quantizer_n_q, mimi.transformer.num_layers
     );
     let mut total = 0u64;
-    for (what, f) in [("lm", &b.lm_file), ("mimi", &b.mimi_file)] {
+    let lm_file = b.lm.as_ref().map(|l| &l.file);
+    for (what, f) in lm_file
+        .map(|f| ("lm", f))
+        .into_iter()
+        .chain([("mimi", &b.mimi_file)])
+    {
         let s = file_stats(f)?;
         total += s.params;
         let dtypes: Vec<String> = s.dtypes.iter().map(|(d, n)| format!("{d} ×{n}")).collect();
@@ -101,6 +152,24 @@ fn inspect(dir: &Path, opts: LoadOptions) -> Result<()> {
     println!("total      {} parameters", human_count(total));
     println!("ok: loads, every tensor present with the expected shape and finite values");
     Ok(())
+}
+
+fn print_lm(lm: &antiphon_nodes::spec::LmSpec) {
+    println!(
+        "backbone   d_model {}, {} layers, {} heads, context {} frames; {} audio codebooks, text vocab {}",
+        lm.transformer.d_model,
+        lm.transformer.num_layers,
+        lm.transformer.num_heads,
+        lm.transformer.context,
+        lm.audio_codebooks,
+        lm.text_out_vocab_size
+    );
+    println!(
+        "depformer  d_model {}, {} layers, {} slices",
+        lm.depformer.transformer.d_model,
+        lm.depformer.transformer.num_layers,
+        lm.depformer.num_slices
+    );
 }
 
 fn file_stats(file: &Path) -> Result<FileStats> {

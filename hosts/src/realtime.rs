@@ -33,6 +33,9 @@ pub struct Feed {
     pub script: Vec<KnobChange>,
     /// Keep the played output (for `run`; the bench does not need it).
     pub keep_output: bool,
+    /// Stop early once this many samples have played (settable while running,
+    /// e.g. when a text-to-speech script ends); `u64::MAX`: play all `frames`.
+    pub end: Arc<AtomicU64>,
 }
 
 pub struct Outcome {
@@ -117,7 +120,7 @@ pub fn run(
                     }
                 }
                 played_dev.store(b.start + len, Ordering::Relaxed);
-                true
+                b.start + len < feed.end.load(Ordering::Relaxed)
             });
             (run, out)
         })

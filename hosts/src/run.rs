@@ -10,7 +10,7 @@ use crate::cli::{Pace, RunArgs};
 use crate::outputs;
 use crate::progress;
 use crate::realtime::{self, Feed};
-use crate::setup::{engine_config, Loaded};
+use crate::setup::Loaded;
 use crate::wav;
 
 /// Audio appended after the input so the reply's tail (pipeline delay plus
@@ -35,7 +35,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (graph, knobs) = loaded.graph(rate, None)?;
     let tail = (TAIL_S * rate) as usize;
     let total = audio.frames() + tail;
-    let cfg = engine_config(loaded.workers, args.out.trace.is_some(), 0.0);
+    let cfg = loaded.engine_config(args.out.trace.is_some(), 0.0);
 
     let (reply, report, trace) = match args.pace {
         Pace::Fast => {
@@ -68,6 +68,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 }),
                 script: Vec::new(),
                 keep_output: true,
+                end: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
             };
             let pb = progress::bar(total as f64 / rate, "speaking");
             let o = realtime::run(graph, knobs, cfg, feed, |t, st| {

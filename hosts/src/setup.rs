@@ -120,6 +120,11 @@ impl Loaded {
                 b
             }
         };
+        if bundle.lm.as_ref().is_some_and(|lm| lm.quantized) {
+            if let Some(hint) = antiphon_nodes::precision::quantized_speed_hint() {
+                eprintln!("note: {hint}");
+            }
+        }
         Ok(Self {
             bundle,
             preset,
@@ -128,7 +133,15 @@ impl Loaded {
         })
     }
 
-    /// The canonical graph at `rate`, its backbone optionally stalled, and the
+    /// Engine settings for this model: the shared ones, paced as its family is.
+    pub fn engine_config(&self, trace: bool, warmup_seconds: f64) -> EngineConfig {
+        EngineConfig {
+            pacing: self.bundle.family.pacing().engine(),
+            ..engine_config(self.workers, trace, warmup_seconds)
+        }
+    }
+
+    /// The model's graph at `rate`, its backbone optionally stalled, and the
     /// knob bus with the preset applied.
     pub fn graph(&self, rate: f64, stall: Option<Stall>) -> Result<(Graph, Arc<KnobBus>)> {
         let wrap = stall.map(stall_wrap);

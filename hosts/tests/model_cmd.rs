@@ -93,3 +93,65 @@ fn load_options_a_file_cannot_honour_are_one_error_line() {
         }
     }
 }
+
+#[test]
+fn init_writes_each_family_and_inspect_names_it() {
+    for (family, names) in [
+        ("moshi", "moshi: Mimi codec + Moshi LM"),
+        ("hibiki", "hibiki: Mimi codec + Hibiki LM"),
+        ("codec", "codec: Mimi codec alone"),
+    ] {
+        let dir = tmp(&format!("family-{family}"));
+        let d = dir.to_str().unwrap();
+        let o = antiphon(&["model", "init", d, "--family", family, "--seed", "3"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = antiphon(&["model", "inspect", d]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains(&format!("family     {names}")), "{t}");
+    }
+    let o = antiphon(&[
+        "model",
+        "init",
+        tmp("family-x").to_str().unwrap(),
+        "--family",
+        "x",
+    ]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("unknown model family `x`") && t.contains("codec"),
+        "{t}"
+    );
+}
+
+/// `init-tiny` writes the built-in model itself: the same bytes the session
+/// loads when no model is chosen.
+#[test]
+fn init_tiny_writes_exactly_the_built_in_model() {
+    let dir = tmp("init-tiny");
+    let o = antiphon(&["model", "init-tiny", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let builtin = antiphon_nodes::builtin::builtin_dir(antiphon_nodes::builtin::BUILTIN_SEED)
+        .expect("built-in model");
+    let mut files: Vec<_> = std::fs::read_dir(&builtin)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in files {
+        let (a, b) = (
+            std::fs::read(builtin.join(&f)).unwrap(),
+            std::fs::read(dir.join(&f)).unwrap(),
+        );
+        if f == "antiphon.json" {
+            // The same manifest (a cache written by an earlier build may
+            // format it differently).
+            let parse =
+                |t: &[u8]| serde_json::from_slice::<antiphon_nodes::spec::Manifest>(t).unwrap();
+            assert_eq!(parse(&a), parse(&b));
+        } else {
+            assert!(a == b, "{f:?} differs from the built-in model's");
+        }
+    }
+}

@@ -43,11 +43,14 @@ pub struct Backbone {
 
 impl Backbone {
     /// The backbone and the conversation it shares with the code predictor.
-    pub fn new(bundle: &ModelBundle, seed: u64) -> (Self, Arc<Conversation>) {
+    /// Fails for a model without a language model.
+    pub fn new(bundle: &ModelBundle, seed: u64) -> Result<(Self, Arc<Conversation>), String> {
+        let parts = bundle.lm()?;
         let g = bundle.generation();
-        let history = TokenHistory::new(g, bundle.manifest.lm.config.audio_vocab_size);
+        let vocab = bundle.lm_spec().map_or(1, |l| l.audio_vocab_size);
+        let history = TokenHistory::new(&g, vocab);
         let conv = Arc::new(Conversation::new(history));
-        let mut lm = bundle.backbone.clone();
+        let mut lm = parts.backbone.clone();
         lm.reset_state();
         let me = Self {
             lm,
@@ -58,7 +61,7 @@ impl Backbone {
             audio_in: Vec::with_capacity(g.generated_audio_codebooks + g.input_audio_codebooks),
             reset: ResetWatch::default(),
         };
-        (me, conv)
+        Ok((me, conv))
     }
 
     fn do_reset(&mut self) {

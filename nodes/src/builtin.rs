@@ -98,20 +98,55 @@ pub fn sized_manifest(size: ModelSize, lm_file: &str) -> Manifest {
             MimiSpec::kyutai_v0_1(8),
         ),
     };
+    lm_manifest("moshi", name, lm, mimi, lm_file)
+}
+
+/// The Hibiki stand-in: the tiny LM with Hibiki's stream layout (16 generated
+/// + 16 input codebooks) over a tiny 16-level Mimi.
+pub fn tiny_hibiki_manifest() -> Manifest {
+    let mut lm = tiny_lm_spec();
+    lm.depformer.num_slices = 16;
+    lm.depformer.transformer.context = 16;
+    lm.audio_codebooks = 32;
+    let mut mimi = tiny_mimi_spec();
+    mimi.quantizer_n_q = 16;
+    let mut m = lm_manifest(
+        "hibiki",
+        "antiphon-hibiki-tiny (random weights, not speech)",
+        lm,
+        mimi,
+        KYUTAI_LM_FILE,
+    );
+    if let Some(g) = m.generation.as_mut() {
+        g.generated_audio_codebooks = 16;
+        g.input_audio_codebooks = 16;
+    }
+    m
+}
+
+fn lm_manifest(family: &str, name: &str, lm: LmSpec, mimi: MimiSpec, lm_file: &str) -> Manifest {
     Manifest {
         format: MANIFEST_FORMAT.into(),
         name: name.into(),
-        generation: GenerationSpec::moshi_v0_1(lm.text_in_vocab_size),
-        lm: FileSpec {
+        family: family.into(),
+        generation: Some(GenerationSpec::moshi_v0_1(lm.text_in_vocab_size)),
+        lm: Some(FileSpec {
             file: lm_file.into(),
             config: lm,
-        },
+        }),
         mimi: FileSpec {
             file: KYUTAI_MIMI_FILE.into(),
             config: mimi,
         },
         text_tokenizer: None,
     }
+}
+
+/// Writes `antiphon.json` for `m` into `dir`.
+pub fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), ModelError> {
+    let json = serde_json::to_string_pretty(m).map_err(|e| ModelError::config(MANIFEST_FILE, e))?;
+    std::fs::write(dir.join(MANIFEST_FILE), json)
+        .map_err(|e| ModelError::io(dir.join(MANIFEST_FILE), e))
 }
 
 /// Records every tensor a model constructor asks for, making its values from
@@ -179,7 +214,7 @@ impl candle_nn::var_builder::SimpleBackend for Recorder {
 }
 
 /// All tensors of a model, made from `seed` by running `build` over a recorder.
-fn record(
+pub(crate) fn record(
     seed: u64,
     build: impl FnOnce(candle_nn::VarBuilder) -> candle::Result<()>,
 ) -> candle::Result<BTreeMap<String, Tensor>> {
@@ -267,8 +302,20 @@ pub fn write_gguf(
 /// How the LM is stored in a written directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LmStorage {
+    /// kyutai's candle layout (`depformer.{i}.linear_in`, …).
     Safetensors(DType),
+    /// kyutai's PyTorch layout (`depformer_in.{i}`, `linears.{i}`, shared
+    /// depformer norms, …; see [`crate::pytorch_layout`]).
+    Pytorch(DType),
     Gguf,
+}
+
+/// LM tensors under kyutai's PyTorch names (a shared norm once).
+fn pytorch_named(tensors: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    tensors
+        .iter()
+        .map(|(k, v)| (crate::pytorch_layout::to_pytorch(k), v.clone()))
+        .collect()
 }
 
 /// Writes the built-in model into `dir` (created if needed): LM
@@ -297,30 +344,45 @@ pub fn write_model(
     lm: LmStorage,
     manifest: bool,
 ) -> Result<Manifest, ModelError> {
-    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let lm_file = match lm {
-        LmStorage::Safetensors(_) => KYUTAI_LM_FILE,
+        LmStorage::Safetensors(_) | LmStorage::Pytorch(_) => KYUTAI_LM_FILE,
         LmStorage::Gguf => KYUTAI_LM_GGUF_FILE,
     };
-    let m = sized_manifest(size, lm_file);
-    let lm_t = make_lm_tensors(&m.lm.config, seed)?;
+    write_lm_model(dir, seed, sized_manifest(size, lm_file), lm, manifest)
+}
+
+/// Writes the random-weight LM model `m` describes into `dir` (created if
+/// needed); `manifest = false` writes kyutai's `config.json` instead of
+/// `antiphon.json` (see [`write_tiny`]).
+pub fn write_lm_model(
+    dir: &Path,
+    seed: u64,
+    m: Manifest,
+    lm: LmStorage,
+    manifest: bool,
+) -> Result<Manifest, ModelError> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let (Some(lm_spec), Some(g)) = (&m.lm, &m.generation) else {
+        return Err(ModelError::config(MANIFEST_FILE, "not a language model"));
+    };
+    let lm_file = lm_spec.file.as_str();
+    let lm_t = make_lm_tensors(&lm_spec.config, seed)?;
     match lm {
         LmStorage::Safetensors(dt) => save_safetensors(&lm_t, dt, &dir.join(lm_file))?,
+        LmStorage::Pytorch(dt) => save_safetensors(&pytorch_named(&lm_t), dt, &dir.join(lm_file))?,
         LmStorage::Gguf => save_gguf(&lm_t, &dir.join(lm_file))?,
     }
     let mimi_t = make_mimi_tensors(&m.mimi.config, seed ^ 0x4D49_4D49)?;
-    save_safetensors(&mimi_t, DType::F32, &dir.join(KYUTAI_MIMI_FILE))?;
+    save_safetensors(&mimi_t, DType::F32, &dir.join(&m.mimi.file))?;
     if manifest {
-        let json =
-            serde_json::to_string_pretty(&m).map_err(|e| ModelError::config(MANIFEST_FILE, e))?;
-        std::fs::write(dir.join(MANIFEST_FILE), json)
-            .map_err(|e| ModelError::io(dir.join(MANIFEST_FILE), e))?;
+        write_manifest(dir, &m)?;
     } else {
-        let c = &m.lm.config;
+        let c = &lm_spec.config;
         let kyutai = serde_json::json!({
+            "model_type": m.family,
             "dim": c.transformer.d_model,
             "text_card": c.text_out_vocab_size,
-            "existing_text_padding_id": m.generation.text_pad_token,
+            "existing_text_padding_id": g.text_pad_token,
             "n_q": c.audio_codebooks,
             "dep_q": c.depformer.num_slices,
             "card": c.audio_vocab_size - 1,
@@ -331,42 +393,74 @@ pub fn write_model(
             "depformer_dim": c.depformer.transformer.d_model,
             "depformer_num_heads": c.depformer.transformer.num_heads,
             "depformer_num_layers": c.depformer.transformer.num_layers,
+            "depformer_context": c.depformer.transformer.context,
+            "depformer_max_period": c.depformer.transformer.max_period,
+            "delays": kyutai_delays(g),
             "moshi_name": lm_file,
-            "mimi_name": KYUTAI_MIMI_FILE,
+            "mimi_name": m.mimi.file,
         });
         std::fs::write(dir.join("config.json"), kyutai.to_string())
             .map_err(|e| ModelError::io(dir.join("config.json"), e))?;
     }
+    let mut m = m;
+    if !manifest {
+        // kyutai's `delays` make the folder run as PyTorch's LMGen does.
+        if let Some(g) = m.generation.as_mut() {
+            g.alignment = crate::spec::StreamAlignment::Pytorch;
+        }
+    }
     Ok(m)
+}
+
+/// kyutai's `delays` for our stream layout: text and each stream's first
+/// codebook undelayed, the others by the acoustic delay (a folder with
+/// `delays` runs with PyTorch's stream alignment; see `family::lm`).
+fn kyutai_delays(g: &GenerationSpec) -> Vec<usize> {
+    let d = g.acoustic_delay;
+    let stream = |n: usize| (0..n).map(move |i| if i == 0 { 0 } else { d });
+    std::iter::once(0)
+        .chain(stream(g.generated_audio_codebooks))
+        .chain(stream(g.input_audio_codebooks))
+        .collect()
 }
 
 /// Directory of the built-in model, written on first use: under
 /// `$ANTIPHON_CACHE_DIR`, else the system temp dir, keyed by seed and crate
 /// version so a changed generator never reuses stale files.
 pub fn builtin_dir(seed: u64) -> Result<PathBuf, ModelError> {
+    cached_model_dir("builtin", seed, MANIFEST_FILE, |d, s| {
+        write_builtin(d, s).map(|_| ())
+    })
+}
+
+/// A generated model's directory in the cache (see [`builtin_dir`]): `write`
+/// fills it on first use; `marker` is the file whose presence means complete.
+pub fn cached_model_dir(
+    kind: &str,
+    seed: u64,
+    marker: &str,
+    write: impl FnOnce(&Path, u64) -> Result<(), ModelError>,
+) -> Result<PathBuf, ModelError> {
     let base = std::env::var_os("ANTIPHON_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let dir = base.join(format!(
-        "antiphon-builtin-{}-{seed:016x}",
+        "antiphon-{kind}-{}-{seed:016x}",
         env!("CARGO_PKG_VERSION")
     ));
-    if !dir.join(MANIFEST_FILE).is_file() {
+    if !dir.join(marker).is_file() {
         // Write into a private temp dir and rename, so concurrent users never
         // see a half-written model.
         let tmp = base.join(format!(
-            "antiphon-builtin-tmp-{}-{:x}",
+            "antiphon-{kind}-tmp-{}-{:x}",
             std::process::id(),
             seed_for(seed, &format!("{:?}", std::thread::current().id()))
         ));
-        write_builtin(&tmp, seed)?;
+        write(&tmp, seed)?;
         if std::fs::rename(&tmp, &dir).is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
-            if !dir.join(MANIFEST_FILE).is_file() {
-                return Err(ModelError::io(
-                    &dir,
-                    "could not create the built-in model directory",
-                ));
+            if !dir.join(marker).is_file() {
+                return Err(ModelError::io(&dir, "could not create the model directory"));
             }
         }
     }

@@ -1,6 +1,6 @@
-//! The canonical graph as a plain in-order chain, for offline runs, tests and
-//! benchmarks: capture → resample_in → encoder → backbone → code_predictor →
-//! decoder → resample_out → output. The realtime runtime schedules the same
+//! A model's graph as a plain in-order chain, for offline runs, tests and
+//! benchmarks (Moshi: capture → resample_in → encoder → backbone →
+//! code_predictor → decoder → resample_out → output). The realtime runtime schedules the same
 //! nodes on workers; this runs them one after another on the caller's thread.
 
 use std::time::Instant;
@@ -8,35 +8,19 @@ use std::time::Instant;
 use antiphon_framework::knobs::{KnobBus, KnobSnapshot};
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload};
 
-use crate::backbone::Backbone;
-use crate::bundle::{ModelBundle, MODEL_RATE};
-use crate::capture::Capture;
-use crate::code_predictor::CodePredictor;
-use crate::decoder::Decoder;
-use crate::encoder::Encoder;
-use crate::output::Output;
-use crate::resample::Resample;
+use crate::bundle::ModelBundle;
 
 /// Per-stage timing samples kept (a fixed window: nothing grows).
 pub const TIMING_WINDOW: usize = 4096;
 
-/// The eight canonical nodes, in order.
+/// The model's nodes, in order (its family's graph as a plain chain).
 pub fn canonical_nodes(
     bundle: &ModelBundle,
     host_rate: f64,
     seed: u64,
 ) -> Result<Vec<Box<dyn Node>>, String> {
-    let (backbone, conv) = Backbone::new(bundle, seed);
-    Ok(vec![
-        Box::new(Capture::new(host_rate)),
-        Box::new(Resample::new("resample_in", host_rate, MODEL_RATE)?),
-        Box::new(Encoder::new(bundle)),
-        Box::new(backbone),
-        Box::new(CodePredictor::new(bundle, conv, seed)),
-        Box::new(Decoder::new(bundle)),
-        Box::new(Resample::new("resample_out", MODEL_RATE, host_rate)?),
-        Box::new(Output::new(host_rate)),
-    ])
+    let stages = bundle.family.graph(bundle, host_rate, seed)?;
+    Ok(stages.chain.into_iter().map(|(_, n)| n).collect())
 }
 
 /// A chain of single-input, single-output nodes run in order.

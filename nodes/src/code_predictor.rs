@@ -30,11 +30,13 @@ pub struct CodePredictor {
 }
 
 impl CodePredictor {
-    pub fn new(bundle: &ModelBundle, conv: Arc<Conversation>, seed: u64) -> Self {
+    /// Fails for a model without a language model.
+    pub fn new(bundle: &ModelBundle, conv: Arc<Conversation>, seed: u64) -> Result<Self, String> {
+        let dep = bundle.lm()?.depformer.clone();
         let g = bundle.generation();
-        let pad = bundle.manifest.lm.config.audio_vocab_size as u32 - 1;
-        Self {
-            dep: bundle.depformer.clone(),
+        let pad = bundle.lm_spec().map_or(1, |l| l.audio_vocab_size) as u32 - 1;
+        Ok(Self {
+            dep,
             conv,
             sampler: Sampler::new(audio_seed(seed)),
             forced: ForcedAudioTokens::new(
@@ -45,7 +47,7 @@ impl CodePredictor {
             gen: g.generated_audio_codebooks,
             last_text: None,
             reset: ResetWatch::default(),
-        }
+        })
     }
 }
 

@@ -21,7 +21,7 @@ impl Decoder {
         dec.reset_state();
         Self {
             dec,
-            gen: bundle.generation().generated_audio_codebooks,
+            gen: bundle.decoded_codebooks(),
             reset: ResetWatch::default(),
         }
     }

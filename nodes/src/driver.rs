@@ -17,7 +17,7 @@
 
 use std::sync::Mutex;
 
-use crate::spec::GenerationSpec;
+use crate::spec::{GenerationSpec, StreamAlignment};
 
 /// Marks a slot no step has written.
 pub const UNGENERATED: u32 = u32::MAX;
@@ -28,6 +28,8 @@ pub struct TokenHistory {
     gen: usize,
     input: usize,
     delay: usize,
+    /// Which step reads the user's codes (see [`StreamAlignment`]).
+    user_lag: u64,
     pad: u32,
     rows: Vec<Vec<u32>>,
     /// Steps begun (the next step's index).
@@ -45,6 +47,10 @@ impl TokenHistory {
             gen: g.generated_audio_codebooks,
             input: g.input_audio_codebooks,
             delay: g.acoustic_delay,
+            user_lag: match g.alignment {
+                StreamAlignment::MoshiCrate => 1,
+                StreamAlignment::Pytorch => 0,
+            },
             pad: audio_vocab_size as u32 - 1,
             rows: vec![vec![UNGENERATED; total]; g.acoustic_delay + 2],
             begun: 0,
@@ -90,16 +96,19 @@ impl TokenHistory {
         }
         audio_in.clear();
         for cb in 0..gen + input {
+            // The model's own codes come from the previous step (acoustic
+            // ones `delay` frames late); the user's `user_lag` steps later.
+            let lag = if cb < gen { 1 } else { self.user_lag };
             let t = if cb == 0 || cb == gen {
                 if s == 0 {
                     pad
                 } else {
-                    self.row(s - 1)[cb]
+                    self.row(s - lag)[cb]
                 }
             } else if s <= self.delay as u64 {
                 pad
             } else {
-                self.row(s - self.delay as u64 - 1)[cb]
+                self.row(s - self.delay as u64 - lag)[cb]
             };
             if t == UNGENERATED {
                 return Err(format!(

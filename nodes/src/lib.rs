@@ -12,9 +12,13 @@
 //!   [`backbone::Backbone`], [`code_predictor::CodePredictor`],
 //!   [`decoder::Decoder`], [`output::Output`]; [`chain::OfflineChain`] runs
 //!   them in order.
-//! * [`graph::canonical_graph`]: the same nodes as a validated framework graph.
+//! * [`family`]: model families (Moshi, Hibiki, the codec alone): each says
+//!   which nodes make its graph, its ports, pacing, knobs and stand-in.
+//! * [`graph::canonical_graph`]: a model's graph as a validated framework graph.
 //! * [`driver`]: the endless multistream token state (fixed-size ring).
 //! * [`knobs`]: the knob ids and specs these nodes read.
+//! * [`csm`]: Sesame's CSM text-to-speech (model, stand-in, graph);
+//!   [`speech`]: text to speech for front ends.
 //! * [`session`]: the session core both front ends use (model loading and
 //!   cache, graph, knob bus, presets, engine, status).
 
@@ -25,16 +29,19 @@ pub mod capture;
 pub mod chain;
 pub mod code_predictor;
 pub mod codec;
+pub mod csm;
 pub mod decoder;
 pub mod driver;
 pub mod encoder;
 pub mod errors;
+pub mod family;
 pub mod gguf_header;
 pub mod graph;
 pub mod knobs;
 pub mod mimi_transformer;
 pub mod output;
 pub mod precision;
+pub mod pytorch_layout;
 pub mod resample;
 pub mod rng;
 pub mod sampling;
@@ -42,6 +49,7 @@ pub mod seanet;
 pub mod session;
 pub mod simd;
 pub mod spec;
+pub mod speech;
 pub mod stream_conv;
 pub mod weights;
 

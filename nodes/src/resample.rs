@@ -11,7 +11,8 @@
 //! output FIFO is primed with zeros so a frame is always available. The delay
 //! is constant while the input keeps pace; it is measured once at construction
 //! (impulse through an identical resampler) rather than derived, so the
-//! reported figure is what the code really does.
+//! reported figure is what the code really does. At equal rates (a host at
+//! 24 kHz) samples pass through untouched, with no delay.
 
 use std::collections::VecDeque;
 
@@ -47,6 +48,9 @@ pub struct StreamResampler {
     prime: usize,
     frames: u64,
     delay: f64,
+    /// Same rate in and out: samples pass through untouched, without delay
+    /// (a band-limited filter would only add delay and ripple).
+    identity: bool,
     /// Output samples that had to be zero-filled (input ran short).
     pub underrun_samples: u64,
     /// Output samples dropped because the input ran ahead.
@@ -72,7 +76,12 @@ impl StreamResampler {
         let rs =
             SincFixedIn::<f32>::new(ratio, 1.0, params, chunk, 1).map_err(|e| e.to_string())?;
         let out_max = rs.output_frames_max();
-        let prime = (chunk as f64 * ratio).ceil() as usize + 2 + (to * 0.002).ceil() as usize;
+        let identity = from == to;
+        let prime = if identity {
+            0
+        } else {
+            (chunk as f64 * ratio).ceil() as usize + 2 + (to * 0.002).ceil() as usize
+        };
         let fifo_cap = prime
             + 2 * frame_len(to, 0)
             + 2 * out_max
@@ -90,6 +99,7 @@ impl StreamResampler {
             prime,
             frames: 0,
             delay: 0.0,
+            identity,
             underrun_samples: 0,
             overflow_samples: 0,
         };
@@ -146,6 +156,16 @@ impl StreamResampler {
 
     /// Pushes input samples (any count).
     pub fn push(&mut self, input: &[f32]) -> Result<(), String> {
+        if self.identity {
+            for &x in input {
+                if self.fifo.len() == self.fifo_cap {
+                    self.fifo.pop_front();
+                    self.overflow_samples += 1;
+                }
+                self.fifo.push_back(x);
+            }
+            return Ok(());
+        }
         let mut rest = input;
         while !rest.is_empty() {
             let take = (self.chunk - self.in_buf.len()).min(rest.len());
@@ -189,8 +209,10 @@ impl StreamResampler {
         self.frames = 0;
         // Get rubato past its start-up (it emits nothing until half the sinc
         // is filled); its zeros join the priming.
-        let warm = vec![0.0; SINC_LEN / 2 + self.chunk];
-        let _ = self.push(&warm);
+        if !self.identity {
+            let warm = vec![0.0; SINC_LEN / 2 + self.chunk];
+            let _ = self.push(&warm);
+        }
         self.underrun_samples = 0;
         self.overflow_samples = 0;
     }

@@ -271,6 +271,26 @@ pub struct GenerationSpec {
     pub text_pad_token: u32,
     pub text_eop_token: u32,
     pub text_start_token: u32,
+    /// How the streams line up with the steps; manifests without it mean the
+    /// moshi crate's.
+    #[serde(default)]
+    pub alignment: StreamAlignment,
+}
+
+/// How an LM's token streams line up with its steps. Both feed the model its
+/// own codes of the previous step (acoustic codebooks `acoustic_delay` frames
+/// late); they differ in when the user's codes are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamAlignment {
+    /// The moshi crate's `lm_generate_multistream` (kyutai's Rust server):
+    /// the user's codes of step t are read at step t+1.
+    #[default]
+    MoshiCrate,
+    /// kyutai's PyTorch `LMGen` with `config.json`'s `delays` (the reference
+    /// the models were trained with): the user's semantic code of step t is
+    /// read at step t, their acoustic codes `acoustic_delay` steps late.
+    Pytorch,
 }
 
 impl GenerationSpec {
@@ -283,6 +303,7 @@ impl GenerationSpec {
             text_pad_token: 3,
             text_eop_token: 0,
             text_start_token: text_in_vocab_size.saturating_sub(1) as u32,
+            alignment: StreamAlignment::MoshiCrate,
         }
     }
 }
@@ -303,9 +324,17 @@ pub struct Manifest {
     /// Always [`MANIFEST_FORMAT`].
     pub format: String,
     pub name: String,
-    pub lm: FileSpec<LmSpec>,
+    /// The model family (see [`crate::family`]); manifests written before
+    /// families existed hold Moshi models.
+    #[serde(default = "default_family")]
+    pub family: String,
+    /// The language model (Moshi and Hibiki); absent for the codec alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<FileSpec<LmSpec>>,
     pub mimi: FileSpec<MimiSpec>,
-    pub generation: GenerationSpec,
+    /// Stream layout of the language model; absent for the codec alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationSpec>,
     /// SentencePiece text tokenizer, if the bundle has one (unused by the nodes).
     #[serde(default)]
     pub text_tokenizer: Option<String>,
@@ -313,8 +342,13 @@ pub struct Manifest {
 
 pub const MANIFEST_FORMAT: &str = "antiphon-model/1";
 
+fn default_family() -> String {
+    "moshi".into()
+}
+
 impl Manifest {
-    /// Cross-checks the LM, Mimi and stream layout against each other.
+    /// Checks the format and the Mimi config; the family checks the rest
+    /// ([`Manifest::validate_lm`] for the families with a language model).
     pub fn validate(&self) -> Result<(), String> {
         if self.format != MANIFEST_FORMAT {
             return Err(format!(
@@ -322,9 +356,20 @@ impl Manifest {
                 self.format
             ));
         }
-        let (lm, g) = (&self.lm.config, &self.generation);
-        lm.to_moshi(true)?;
         self.mimi.config.to_moshi()?;
+        Ok(())
+    }
+
+    /// The LM and its stream layout, cross-checked against each other and Mimi.
+    pub fn validate_lm(&self) -> Result<(&FileSpec<LmSpec>, &GenerationSpec), String> {
+        let (Some(lm_file), Some(g)) = (&self.lm, &self.generation) else {
+            return Err(format!(
+                "family `{}` needs a language model: `lm` and `generation` are missing",
+                self.family
+            ));
+        };
+        let lm = &lm_file.config;
+        lm.to_moshi(true)?;
         if g.generated_audio_codebooks + g.input_audio_codebooks != lm.audio_codebooks {
             return Err(format!(
                 "generated ({}) + input ({}) codebooks must equal lm audio_codebooks ({})",
@@ -362,7 +407,7 @@ impl Manifest {
                 g.acoustic_delay
             ));
         }
-        Ok(())
+        Ok((lm_file, g))
     }
 }
 
@@ -480,14 +525,17 @@ pub fn infer_lm(shapes: &Shapes, kyutai: Option<&serde_json::Value>) -> Result<L
             "rope",
         ),
         depformer: DepformerSpec {
-            transformer: lm_t(
-                dd,
-                get("depformer_num_heads", 16),
-                dep_layers,
-                dep_ff,
-                num_slices,
-                "none",
-            ),
+            transformer: TransformerSpec {
+                max_period: get("depformer_max_period", 10_000),
+                ..lm_t(
+                    dd,
+                    get("depformer_num_heads", 16),
+                    dep_layers,
+                    dep_ff,
+                    get("depformer_context", num_slices),
+                    "none",
+                )
+            },
             num_slices,
             low_rank_embeddings: low_rank,
         },

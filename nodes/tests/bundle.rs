@@ -46,7 +46,7 @@ fn kyutai_layout_standin_loads_and_runs() {
     assert!(d.join(KYUTAI_LM_FILE).is_file() && d.join(KYUTAI_MIMI_FILE).is_file());
     let b = ModelBundle::load(&d).unwrap();
     // Configs inferred from shapes + config.json equal the ones written.
-    assert_eq!(b.manifest.lm.config, m.lm.config);
+    assert_eq!(b.manifest.lm, m.lm);
     assert_eq!(b.manifest.mimi.config, m.mimi.config);
     assert_eq!(b.manifest.generation, m.generation);
     runs(&b);
@@ -61,7 +61,10 @@ fn f16_and_gguf_lms_load_and_run() {
     let g = tmp("gguf");
     builtin::write_tiny(&g, 9, LmStorage::Gguf, false).unwrap();
     let b = ModelBundle::load(&g).unwrap();
-    assert!(b.lm_quantized, "GGUF goes through moshi's quantized path");
+    assert!(
+        b.lm.as_ref().unwrap().quantized,
+        "GGUF goes through moshi's quantized path"
+    );
     let q = runs(&b);
     let f = runs(&ModelBundle::load(&d).unwrap());
     assert_ne!(q, f, "quantized weights give (slightly) different output");
@@ -83,10 +86,10 @@ fn missing_directory_and_files() {
         matches!(
             e,
             ModelError::MissingFile {
-                what: "Mimi codec",
+                what: "model this build recognises",
                 ..
             }
-        ),
+        ) && e.to_string().contains("tokenizer-*.safetensors"),
         "{e}"
     );
 

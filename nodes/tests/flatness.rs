@@ -19,11 +19,11 @@ fn rss_mib() -> f64 {
 #[test]
 fn memory_and_step_time_stay_flat_over_a_long_stream() {
     let bundle = ModelBundle::builtin().unwrap();
-    let context = bundle.manifest.lm.config.transformer.context as u64; // 100 steps
+    let context = bundle.lm_spec().unwrap().transformer.context as u64; // 100 steps
     let bus = KnobBus::new(knobs::all(8)).unwrap();
     let snap = bus.snapshot();
-    let (mut bb, conv) = Backbone::new(&bundle, 1);
-    let mut cp = CodePredictor::new(&bundle, conv.clone(), 1);
+    let (mut bb, conv) = Backbone::new(&bundle, 1).unwrap();
+    let mut cp = CodePredictor::new(&bundle, conv.clone(), 1).unwrap();
     let user = Payload::Codes(bundle.silence_codes.clone());
     let (mut step, mut codes) = (Payload::Empty, Payload::Empty);
     let steps = 20_000u64;

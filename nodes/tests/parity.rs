@@ -31,18 +31,18 @@ fn nodes_match_the_moshi_crate() {
 
     // Ours.
     let mut enc = Encoder::new(&bundle);
-    let (mut bb, conv) = Backbone::new(&bundle, seed);
-    let mut cp = CodePredictor::new(&bundle, conv, seed);
+    let (mut bb, conv) = Backbone::new(&bundle, seed).unwrap();
+    let mut cp = CodePredictor::new(&bundle, conv, seed).unwrap();
     let mut dec = Decoder::new(&bundle);
 
     // The crate's, on the same files.
     let mut ref_mimi = bundle.reference_mimi().unwrap();
     let mut ref_mimi_dec = ref_mimi.clone();
-    let g = bundle.generation().clone();
+    let g = bundle.generation();
     let gen_cfg = moshi::lm_generate_multistream::Config {
         generated_audio_codebooks: g.generated_audio_codebooks,
         input_audio_codebooks: g.input_audio_codebooks,
-        audio_vocab_size: bundle.manifest.lm.config.audio_vocab_size,
+        audio_vocab_size: bundle.lm_spec().unwrap().audio_vocab_size,
         acoustic_delay: g.acoustic_delay,
         text_pad_token: g.text_pad_token,
         text_eop_token: g.text_eop_token,

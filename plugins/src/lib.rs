@@ -260,6 +260,11 @@ impl Plugin for Antiphon {
                         );
                     }
                 }
+                // A model with a fixed delay of its own (the codec, offline or
+                // in fixed mode, once loaded) reports it exactly; otherwise the
+                // user's choice stands (fixed: the budget; adaptive: 0, a
+                // reply is a new signal).
+                let reported = session.fixed_delay_samples().map_or(latency, |d| d as u32);
                 self.running = Some(Running {
                     audio,
                     session,
@@ -271,7 +276,7 @@ impl Plugin for Antiphon {
                 // Everything is re-sent to the fresh endpoint on the first block.
                 self.sent = [f32::NAN; KNOBS.len()];
                 self.gate.reset();
-                context.set_latency_samples(latency);
+                context.set_latency_samples(reported);
                 true
             }
             Err(e) => {

@@ -86,9 +86,11 @@ pub fn model_manifest(data: &[u8]) {
         return;
     };
     if m.validate().is_ok() {
-        m.lm.config.to_moshi(true).expect("validated LM config");
-        m.lm.config.depformer_config().expect("validated depformer");
         m.mimi.config.to_moshi().expect("validated Mimi config");
+        if let Ok((lm, _)) = m.validate_lm() {
+            lm.config.to_moshi(true).expect("validated LM config");
+            lm.config.depformer_config().expect("validated depformer");
+        }
     }
 }
 
@@ -99,7 +101,8 @@ fn builtin_lm_shapes() -> &'static Shapes {
         let dir = builtin_dir(BUILTIN_SEED).expect("built-in model");
         let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).expect("built-in manifest");
         let m: Manifest = serde_json::from_str(&text).expect("built-in manifest parses");
-        safetensors_shapes(&open_safetensors(&dir.join(&m.lm.file)).expect("built-in LM"))
+        let lm = m.lm.expect("built-in LM");
+        safetensors_shapes(&open_safetensors(&dir.join(&lm.file)).expect("built-in LM"))
     })
 }
 

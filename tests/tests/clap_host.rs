@@ -663,3 +663,68 @@ fn an_offline_render_is_complete_repeatable_and_equals_render_offline() {
     );
     assert_eq!(zeros, 0, "gap fill (exact zeros) after the first second");
 }
+
+/// The codec as an effect in a DAW bounce: the plugin reports its fixed delay
+/// to the host (CLAP latency), and that is the delay a click measures, to the
+/// sample (24 kHz: Mimi's rate). Live, the delay adapts, so 0 is reported.
+#[test]
+fn the_codec_reports_its_exact_delay_to_the_host() {
+    use antiphon_framework::synth::speechlike;
+    use antiphon_nodes::family::{Family, CODEC};
+    let dir = std::env::temp_dir().join(format!("antiphon-clap-{}-codec", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    CODEC.write_stand_in(&dir, 5).unwrap();
+    let rate = 24_000.0;
+    let frame = 1920;
+    let quiet: Vec<f32> = (0..12 * frame as u64)
+        .map(|n| 0.3 * speechlike(n, rate))
+        .collect();
+    let click_at = 5 * frame;
+    let mut click = quiet.clone();
+    for (i, x) in click[click_at..click_at + 48].iter_mut().enumerate() {
+        *x += if i % 2 == 0 { 0.9 } else { -0.9 };
+    }
+    let render = |input: &[f32]| {
+        let mut p = load(plugin());
+        p.set_model_dir(dir.to_str().unwrap());
+        p.set_render_mode(RenderMode::Offline);
+        let mut proc_ = p.activate(rate, 512);
+        let latency = p.latency();
+        let mut io = Io::new(512);
+        let none = EventBuffer::new();
+        let mut out = Vec::new();
+        for block in input.chunks(512) {
+            for ch in io.input.iter_mut() {
+                ch[..block.len()].copy_from_slice(block);
+            }
+            io.process(&mut proc_, block.len(), &none);
+            out.extend_from_slice(&io.output[0][..block.len()]);
+        }
+        p.deactivate(proc_);
+        (out, latency)
+    };
+    let (a, latency) = render(&quiet);
+    let (b, _) = render(&click);
+    let first = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .expect("the click changes the output");
+    eprintln!(
+        "codec through the CLAP plugin @ 24 kHz, offline: reported latency {latency} samples, \
+         click at {click_at} first heard at {first} (measured {})",
+        first - click_at
+    );
+    assert_eq!(
+        (first - click_at) as u32,
+        latency,
+        "measured ≠ reported latency"
+    );
+    // Live (realtime) the lead adapts: nothing fixed to report.
+    let mut p = load(plugin());
+    p.set_model_dir(dir.to_str().unwrap());
+    let proc_ = p.activate(rate, 512);
+    assert_eq!(p.latency(), 0);
+    p.deactivate(proc_);
+    let _ = std::fs::remove_dir_all(&dir);
+}

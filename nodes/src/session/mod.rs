@@ -42,7 +42,6 @@ use antiphon_framework::report::Report;
 use antiphon_framework::{AudioSide, GenSide, OutputEvent, OutputParam};
 
 use crate::bundle::ModelBundle;
-use crate::graph::canonical_graph_with;
 
 pub use model::{
     default_loader, load_model, load_model_with, Cancel, LoadFn, ModelCache, ModelChoice,
@@ -88,11 +87,12 @@ pub fn build_graph(
     seed: u64,
     wrap: Option<&WrapFn>,
 ) -> Result<Graph, String> {
-    canonical_graph_with(bundle, device_rate, seed, |name, node| match wrap {
-        Some(w) => w(name, node),
-        None => node,
-    })
-    .map_err(|e| format!("cannot build the graph at {device_rate} Hz: {e}"))
+    bundle
+        .graph_with(device_rate, seed, |name, node| match wrap {
+            Some(w) => w(name, node),
+            None => node,
+        })
+        .map_err(|e| format!("cannot build the graph at {device_rate} Hz: {e}"))
 }
 
 /// Sets a preset's knob values on `bus`, stamped at audio-clock sample `stamp`.
@@ -213,7 +213,12 @@ struct Shared {
     engine: Mutex<Option<Arc<Engine>>>,
     /// The report of the last engine that stopped (model change).
     last_report: Mutex<Option<Report>>,
+    /// The running model's fixed delay in samples ([`NO_FIXED_DELAY`]: none).
+    fixed_delay: AtomicU64,
 }
+
+/// [`Shared::fixed_delay`] when the running model's delay is not fixed.
+const NO_FIXED_DELAY: u64 = u64::MAX;
 
 impl Shared {
     fn engine(&self) -> Option<Arc<Engine>> {
@@ -255,6 +260,7 @@ impl Session {
             stop: AtomicBool::new(false),
             engine: Mutex::new(None),
             last_report: Mutex::new(None),
+            fixed_delay: AtomicU64::new(NO_FIXED_DELAY),
         });
         let handle = {
             let (shared, knobs) = (shared.clone(), knobs.clone());
@@ -282,6 +288,22 @@ impl Session {
     #[inline]
     pub fn state(&self) -> State {
         self.shared.status.state()
+    }
+
+    /// The delay, in samples at the session's rate, that the running model's
+    /// output has against its input when it is fixed (an effect such as the
+    /// codec, rendering offline): what a plugin reports to the host for delay
+    /// compensation. `None` while no model runs or when the delay adapts.
+    /// One atomic load: safe on the audio thread.
+    #[inline]
+    pub fn fixed_delay_samples(&self) -> Option<usize> {
+        if self.state() != State::Ready {
+            return None;
+        }
+        match self.shared.fixed_delay.load(Ordering::Acquire) {
+            NO_FIXED_DELAY => None,
+            d => Some(d as usize),
+        }
     }
 
     /// Status with the model and the reason (not for the audio thread).
@@ -558,13 +580,18 @@ impl Control {
         let Some(io) = self.io.take() else {
             return self.set_status(State::Failed, "internal error: the endpoint is gone".into());
         };
-        let engine = Engine::start(
-            graph,
-            io,
-            self.cfg.engine.clone(),
-            self.knobs.clone(),
-            WallClock::new(),
+        // The family paces generation (input-paced speech, free-running TTS).
+        let engine_cfg = EngineConfig {
+            pacing: bundle.family.pacing().engine(),
+            ..self.cfg.engine.clone()
+        };
+        self.shared.fixed_delay.store(
+            bundle
+                .fixed_delay_samples(self.rate, &engine_cfg)
+                .map_or(NO_FIXED_DELAY, |d| d as u64),
+            Ordering::Release,
         );
+        let engine = Engine::start(graph, io, engine_cfg, self.knobs.clone(), WallClock::new());
         *self.shared.engine.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(engine));
         self.bundle = Some(bundle);
         self.failed_since = None;

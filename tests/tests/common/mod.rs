@@ -34,7 +34,10 @@ pub fn test_target_dir() -> PathBuf {
 
 /// Builds `antiphon-plugin` (debug) with `features` and returns a private copy
 /// of the library named `<tag>.clap`. Builds are serialised with a file lock
-/// because feature sets share one output path.
+/// because feature sets share one output path. The whole workspace is built so
+/// that dependencies get the same features as under `cargo test --workspace`
+/// (`-p antiphon-plugin` alone leaves out the host's, which changes libc's
+/// features and so compiles candle a second time).
 pub fn build_plugin(features: &str, tag: &str) -> PathBuf {
     let dir = test_target_dir();
     std::fs::create_dir_all(&dir).unwrap();
@@ -42,10 +45,14 @@ pub fn build_plugin(features: &str, tag: &str) -> PathBuf {
     lock.lock().unwrap();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace())
-        .args(["build", "-p", "antiphon-plugin", "--target-dir"])
+        .args(["build", "--workspace", "--target-dir"])
         .arg(&dir);
     if !features.is_empty() {
-        cmd.args(["--features", features]);
+        let scoped: Vec<String> = features
+            .split(',')
+            .map(|f| format!("antiphon-plugin/{}", f.trim()))
+            .collect();
+        cmd.args(["--features", &scoped.join(",")]);
     }
     let t = std::time::Instant::now();
     let out = cmd.output().expect("run cargo");
