@@ -138,31 +138,43 @@ mod tests {
 
     #[test]
     fn a_reader_racing_the_writer_never_accepts_torn_data() {
-        // Each sample's value is its position: any accepted copy must match.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        // Each sample's value is its position (mod 2^24, exact in f32): any
+        // accepted copy must match. The writer keeps writing until the reader
+        // has checked enough, so a descheduled reader cannot make it vacuous.
+        const WANT: u64 = 200_000;
+        let value = |pos: u64| (pos % (1 << 24)) as f32;
         let (mut w, r) = input_ring(256);
+        let checked = Arc::new(AtomicU64::new(0));
+        let seen = checked.clone();
         let t = std::thread::spawn(move || {
-            let mut pos = 0u32;
+            let mut pos = 0u64;
             let mut block = [0.0f32; 64];
-            for _ in 0..20_000 {
+            let mut blocks = 0u64;
+            while seen.load(Ordering::Relaxed) < WANT && blocks < 50_000_000 {
                 for x in block.iter_mut() {
-                    *x = pos as f32;
+                    *x = value(pos);
                     pos += 1;
                 }
                 w.push(&block);
+                blocks += 1;
             }
         });
         let mut buf = [0.0f32; 200];
-        let mut checked = 0u64;
         while !t.is_finished() {
             let from = r.written().saturating_sub(230);
             if let Ok(n) = r.read_at(from, &mut buf) {
                 for (i, y) in buf[..n].iter().enumerate() {
-                    assert_eq!(*y, (from + i as u64) as f32);
+                    assert_eq!(*y, value(from + i as u64));
                 }
-                checked += n as u64;
+                checked.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
         t.join().unwrap();
-        assert!(checked > 0);
+        assert!(
+            checked.load(Ordering::Relaxed) >= WANT,
+            "the reader never kept up"
+        );
     }
 }

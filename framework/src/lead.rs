@@ -321,23 +321,28 @@ impl LeadController {
     }
 
     /// An underrun happened on a frame that took `production_ms`: raise the
-    /// budget past it at once; if underruns recur, hold it for
-    /// [`UNDERRUN_HOLD_S`] (not for stalls over [`UNDERRUN_HOLD_MAX_MS`]).
+    /// budget past it at once; if slow frames underrun again, hold it for
+    /// [`UNDERRUN_HOLD_S`] (not for stalls over [`UNDERRUN_HOLD_MAX_MS`]). A
+    /// gap the frame's own time does not explain (the device consumed a burst
+    /// after running late) neither raises nor holds: more lead would not have
+    /// been made any sooner.
     pub fn underrun(&mut self, production_ms: f64) -> f64 {
         let want = self.clamp(production_ms + self.settings.margin_ms);
-        if want > self.budget_ms {
+        let slow = want > self.budget_ms;
+        if slow {
             self.budget_ms = want;
         }
-        let now = self.last_t.unwrap_or(0.0);
-        if now - self.last_underrun > UNDERRUN_EVENT_S {
-            self.underrun_before = self.underrun_event;
-            self.underrun_event = now;
-        }
-        self.last_underrun = now;
-        let recurring = self.underrun_event - self.underrun_before <= UNDERRUN_RECUR_S;
-        if recurring && production_ms <= UNDERRUN_HOLD_MAX_MS {
-            self.hold_ms = self.hold_ms.max(want);
-            self.hold_until = f64::INFINITY;
+        if slow && production_ms <= UNDERRUN_HOLD_MAX_MS {
+            let now = self.last_t.unwrap_or(0.0);
+            if now - self.last_underrun > UNDERRUN_EVENT_S {
+                self.underrun_before = self.underrun_event;
+                self.underrun_event = now;
+            }
+            self.last_underrun = now;
+            if self.underrun_event - self.underrun_before <= UNDERRUN_RECUR_S {
+                self.hold_ms = self.hold_ms.max(want);
+                self.hold_until = f64::INFINITY;
+            }
         }
         self.reason = LeadReason::Underrun;
         self.budget_ms
@@ -460,6 +465,13 @@ mod tests {
             "released {s:.2} s after the underrun"
         );
         assert_eq!(c.budget_ms(), 40.0, "and back at the floor");
+        // Gaps a fast frame does not explain (a device burst) are not held.
+        c.underrun(10.0);
+        run(&mut c, 3.0);
+        assert_eq!(c.underrun(10.0), 40.0);
+        run(&mut c, 1.0);
+        assert_eq!(c.budget_ms(), 40.0);
+        assert_eq!(c.hold_ms, 0.0, "a device burst is not held");
         // A recurring 400 ms stall: raised at once, released as a spike is.
         c.underrun(400.0);
         run(&mut c, 3.0);
