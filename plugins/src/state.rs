@@ -17,7 +17,7 @@ use crate::knob_table::{Kind, KNOBS};
 
 /// Host parameters that are not knobs of the engine (so not in the knob
 /// table), with their defaults: fixed latency off.
-const EXTRA_SWITCHES: [(&str, bool); 1] = [("fixed_latency", false)];
+pub const EXTRA_SWITCHES: [(&str, bool); 1] = [("fixed_latency", false)];
 
 /// Persisted fields and their defaults (JSON-encoded, as nice-plug stores them).
 const FIELDS: [(&str, &str); 2] = [("model_dir", "\"\""), ("preset", "\"\"")];

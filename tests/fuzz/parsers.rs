@@ -51,7 +51,18 @@ pub fn plugin_state(data: &[u8]) {
         };
         assert!(ok, "`{}` missing or out of range after sanitising", k.id);
     }
-    assert_eq!(state.params.len(), KNOBS.len(), "unknown parameters kept");
+    let extra = antiphon_plugin::state::EXTRA_SWITCHES;
+    for (id, _) in extra {
+        assert!(
+            matches!(state.params.get(id), Some(ParamValue::Bool(_))),
+            "`{id}` missing after sanitising"
+        );
+    }
+    assert_eq!(
+        state.params.len(),
+        KNOBS.len() + extra.len(),
+        "unknown parameters kept"
+    );
 }
 
 /// A preset file: the first byte picks the format (odd: JSON, even: TOML), the
