@@ -3,39 +3,11 @@
 //! (message and exit code). No sound card needed; the JACK test starts a dummy
 //! server when `jackd` is installed and says why when it skips.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_antiphon");
-
-fn antiphon(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env(
-            "ANTIPHON_PRESETS",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../presets"),
-        )
-        .output()
-        .expect("running antiphon")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("antiphon-host-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::*;
 
 /// Speech-like test input: voiced bursts (a 140 Hz buzz with formant-ish
 /// harmonics, syllable envelope) separated by pauses; different on each channel.

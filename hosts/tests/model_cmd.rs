@@ -1,29 +1,8 @@
 //! `antiphon model init / bench / inspect` end to end: the benchmark a user
 //! runs on their own model, and the load options' one-line errors.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn antiphon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_antiphon"))
-        .args(args)
-        .output()
-        .expect("running antiphon")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("antiphon-model-cmd-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
+mod common;
+use common::*;
 
 #[test]
 fn init_then_bench_prints_stages_and_writes_a_report() {
