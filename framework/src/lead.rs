@@ -23,26 +23,6 @@ use crate::knobs::{Binding, KnobSnapshot, KnobSpec};
 /// Number of recent frames the quantile is taken over (8 s of 80 ms frames).
 pub const WINDOW_FRAMES: usize = 100;
 
-/// When underruns recur — a second gap within [`UNDERRUN_RECUR_S`] of an
-/// earlier one — the raised budget is held this long, s, before it may be
-/// released. The window forgets a spike after 8 s, but spikes from the OS or
-/// another process taking the cores for tens of ms come back at longer
-/// intervals, and each return after a release was another audible gap (seen:
-/// 18 underruns in 60 s beside a compiler). A single gap (start-up, a one-off)
-/// is released as any spike is, so latency does not pay for it.
-pub const UNDERRUN_HOLD_S: f64 = 30.0;
-
-/// How close, s, two underrun events must be to count as recurring.
-pub const UNDERRUN_RECUR_S: f64 = 60.0;
-
-/// Underrun callbacks closer than this, s, are one event.
-const UNDERRUN_EVENT_S: f64 = 2.0;
-
-/// Underruns on frames that took longer than this, ms, are not held: a stall
-/// that long is rare, and holding its latency for half a minute would cost a
-/// conversation more than one more gap would (two 80 ms frames).
-pub const UNDERRUN_HOLD_MAX_MS: f64 = 160.0;
-
 /// Controller settings; each is also a knob (binding: control) and a preset field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -198,14 +178,6 @@ pub struct LeadController {
     budget_ms: f64,
     last_t: Option<f64>,
     reason: LeadReason,
-    /// Budget held after an underrun (0: none) and until when, s
-    /// (`INFINITY`: armed by [`LeadController::underrun`], set at the next observation).
-    hold_ms: f64,
-    hold_until: f64,
-    /// When the current underrun event and the one before it began, s.
-    underrun_event: f64,
-    underrun_before: f64,
-    last_underrun: f64,
 }
 
 impl LeadController {
@@ -220,11 +192,6 @@ impl LeadController {
             budget_ms,
             last_t: None,
             reason: LeadReason::Start,
-            hold_ms: 0.0,
-            hold_until: 0.0,
-            underrun_event: f64::NEG_INFINITY,
-            underrun_before: f64::NEG_INFINITY,
-            last_underrun: f64::NEG_INFINITY,
         }
     }
 
@@ -290,11 +257,6 @@ impl LeadController {
         let want = if spike > self.budget_ms { spike } else { want };
         let dt = self.last_t.map_or(0.0, |t| (now - t).max(0.0));
         self.last_t = Some(now);
-        if self.hold_until == f64::INFINITY {
-            self.hold_until = now + UNDERRUN_HOLD_S;
-        } else if now >= self.hold_until {
-            self.hold_ms = 0.0;
-        }
         let old = self.budget_ms;
         let next = if want > old {
             self.reason = LeadReason::Attack;
@@ -306,7 +268,7 @@ impl LeadController {
             } else {
                 LeadReason::Release
             };
-            released.max(want).max(self.hold_ms)
+            released.max(want)
         };
         self.budget_ms = self.clamp(next);
         if self.budget_ms == self.settings.floor_ms && next <= self.settings.floor_ms {
@@ -321,28 +283,11 @@ impl LeadController {
     }
 
     /// An underrun happened on a frame that took `production_ms`: raise the
-    /// budget past it at once; if slow frames underrun again, hold it for
-    /// [`UNDERRUN_HOLD_S`] (not for stalls over [`UNDERRUN_HOLD_MAX_MS`]). A
-    /// gap the frame's own time does not explain (the device consumed a burst
-    /// after running late) neither raises nor holds: more lead would not have
-    /// been made any sooner.
+    /// budget past it at once.
     pub fn underrun(&mut self, production_ms: f64) -> f64 {
         let want = self.clamp(production_ms + self.settings.margin_ms);
-        let slow = want > self.budget_ms;
-        if slow {
+        if want > self.budget_ms {
             self.budget_ms = want;
-        }
-        if slow && production_ms <= UNDERRUN_HOLD_MAX_MS {
-            let now = self.last_t.unwrap_or(0.0);
-            if now - self.last_underrun > UNDERRUN_EVENT_S {
-                self.underrun_before = self.underrun_event;
-                self.underrun_event = now;
-            }
-            self.last_underrun = now;
-            if self.underrun_event - self.underrun_before <= UNDERRUN_RECUR_S {
-                self.hold_ms = self.hold_ms.max(want);
-                self.hold_until = f64::INFINITY;
-            }
         }
         self.reason = LeadReason::Underrun;
         self.budget_ms
@@ -434,50 +379,6 @@ mod tests {
             c.observe(if i % 10 == 9 { 170.0 } else { 20.0 }, t);
         }
         assert_eq!(c.budget_ms(), 185.0);
-    }
-
-    #[test]
-    fn recurring_underruns_are_held_and_one_offs_and_long_stalls_are_not() {
-        let mut c = LeadController::new(LeadSettings::default());
-        let mut t = 0.0;
-        let mut run = |c: &mut LeadController, seconds: f64| -> Option<f64> {
-            // Steady 20 ms frames; returns when the budget first fell below 85 ms.
-            let mut fell = None;
-            for i in 0..(seconds / 0.08) as usize {
-                t += 0.08;
-                if c.observe(20.0, t) < 85.0 && fell.is_none() {
-                    fell = Some(i as f64 * 0.08);
-                }
-            }
-            fell
-        };
-        run(&mut c, 16.0);
-        // A one-off underrun: released at the release rate (~2 s from 85 ms).
-        assert_eq!(c.underrun(70.0), 85.0);
-        let s = run(&mut c, 10.0).expect("released");
-        assert!(s < 0.5, "a one-off was held {s:.2} s");
-        assert_eq!(c.budget_ms(), 40.0);
-        // The same spike again 10 s later: recurring, so held.
-        assert_eq!(c.underrun(70.0), 85.0);
-        let s = run(&mut c, 40.0).expect("released after the hold");
-        assert!(
-            (UNDERRUN_HOLD_S - 0.1..UNDERRUN_HOLD_S + 0.2).contains(&s),
-            "released {s:.2} s after the underrun"
-        );
-        assert_eq!(c.budget_ms(), 40.0, "and back at the floor");
-        // Gaps a fast frame does not explain (a device burst) are not held.
-        c.underrun(10.0);
-        run(&mut c, 3.0);
-        assert_eq!(c.underrun(10.0), 40.0);
-        run(&mut c, 1.0);
-        assert_eq!(c.budget_ms(), 40.0);
-        assert_eq!(c.hold_ms, 0.0, "a device burst is not held");
-        // A recurring 400 ms stall: raised at once, released as a spike is.
-        c.underrun(400.0);
-        run(&mut c, 3.0);
-        c.underrun(400.0);
-        run(&mut c, 16.0);
-        assert_eq!(c.budget_ms(), 40.0, "16 s after a long stall");
     }
 
     #[test]
