@@ -55,11 +55,9 @@ fn kyutai_mimi_file_alone_is_the_codec() {
     assert!(b.lm.is_none());
 }
 
-/// Hibiki in kyutai's layout (`config.json` with `"model_type": "hibiki"`)
-/// loads as Hibiki, with its 16 + 16 codebooks.
-#[test]
-fn kyutai_hibiki_layout_is_hibiki() {
-    let d = tmp("hibiki-kyutai");
+/// Hibiki's stand-in written in kyutai's layout (no manifest), in `name`.
+fn hibiki_in_kyutai_layout(name: &str) -> std::path::PathBuf {
+    let d = tmp(name);
     write_lm_model(
         &d,
         1,
@@ -68,6 +66,14 @@ fn kyutai_hibiki_layout_is_hibiki() {
         false,
     )
     .unwrap();
+    d
+}
+
+/// Hibiki in kyutai's layout (`config.json` with `"model_type": "hibiki"`)
+/// loads as Hibiki, with its 16 + 16 codebooks.
+#[test]
+fn kyutai_hibiki_layout_is_hibiki() {
+    let d = hibiki_in_kyutai_layout("hibiki-kyutai");
     assert!(!d.join(MANIFEST_FILE).exists());
     let b = ModelBundle::load(&d).unwrap();
     assert_eq!(b.family.name(), "hibiki");
@@ -174,15 +180,7 @@ fn one_familys_weights_with_anothers_config_is_one_clear_error() {
 /// file that makes it Hibiki and what would do.
 #[test]
 fn hibiki_is_not_a_conversation() {
-    let d = tmp("hibiki-live");
-    write_lm_model(
-        &d,
-        1,
-        tiny_hibiki_manifest(),
-        LmStorage::Safetensors(DType::F32),
-        false,
-    )
-    .unwrap();
+    let d = hibiki_in_kyutai_layout("hibiki-live");
     let b = ModelBundle::load(&d).unwrap();
     let e = b
         .expect_task(Task::Conversation, "`antiphon live` (a conversation)")
