@@ -1,15 +1,17 @@
-//! `backbone`: one step of the Moshi temporal transformer (`LmModel::forward`,
-//! built without its depformer) → hidden state + sampled text token.
+//! `backbone`: one step of the Moshi temporal transformer → hidden state +
+//! sampled text token. On the CPU it runs on our kernels ([`crate::lm`]); on a
+//! GPU on the moshi crate's `LmModel` (built without its depformer).
 
 use std::sync::Arc;
 
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
-use candle::{Device, IndexOp, Tensor};
+use candle::{DType, Device, IndexOp, Tensor};
 use moshi::lm::LmModel;
 
-use crate::bundle::ModelBundle;
+use crate::bundle::{LmEngine, ModelBundle};
 use crate::driver::{Conversation, TokenHistory};
 use crate::knobs::{self, ResetWatch};
+use crate::lm::LmBackbone;
 use crate::sampling::{Sampler, SamplingParams};
 
 /// Port type of [`BackboneStep`].
@@ -21,8 +23,8 @@ pub struct BackboneStep {
     pub step: u64,
     /// Reset epoch of the conversation this step belongs to.
     pub epoch: u64,
-    /// Output of the backbone's final norm, shape (1, 1, d_model).
-    pub hidden: Tensor,
+    /// Output of the backbone's final norm (d_model values).
+    pub hidden: Vec<f32>,
     pub text_token: u32,
 }
 
@@ -31,8 +33,16 @@ pub fn text_seed(seed: u64) -> u64 {
     seed
 }
 
+/// The LM implementation a backbone steps.
+enum Lm {
+    Kernels(LmBackbone),
+    Candle(Box<LmModel>, Device),
+}
+
 pub struct Backbone {
-    lm: LmModel,
+    lm: Lm,
+    /// Reused input list for [`LmBackbone::step`].
+    audio_opt: Vec<Option<u32>>,
     conv: Arc<Conversation>,
     sampler: Sampler,
     silence: Vec<u32>,
@@ -50,10 +60,20 @@ impl Backbone {
         let vocab = bundle.lm_spec().map_or(1, |l| l.audio_vocab_size);
         let history = TokenHistory::new(&g, vocab);
         let conv = Arc::new(Conversation::new(history));
-        let mut lm = parts.backbone.clone();
-        lm.reset_state();
+        let lm = match &parts.engine {
+            LmEngine::Kernels { backbone, .. } => Lm::Kernels(backbone.fresh()),
+            LmEngine::Candle {
+                backbone, device, ..
+            } => {
+                let mut lm = backbone.clone();
+                lm.reset_state();
+                Lm::Candle(Box::new(lm), device.clone())
+            }
+        };
+        let n_in = g.generated_audio_codebooks + g.input_audio_codebooks;
         let me = Self {
             lm,
+            audio_opt: Vec::with_capacity(n_in),
             conv: conv.clone(),
             sampler: Sampler::new(text_seed(seed)),
             silence: bundle.silence_codes.clone(),
@@ -65,7 +85,10 @@ impl Backbone {
     }
 
     fn do_reset(&mut self) {
-        self.lm.reset_state();
+        match &mut self.lm {
+            Lm::Kernels(lm) => lm.reset(),
+            Lm::Candle(lm, _) => lm.reset_state(),
+        }
         self.sampler.reset();
         self.conv.reset();
     }
@@ -129,19 +152,35 @@ impl Node for Backbone {
                 return Err(NodeError::new(e));
             }
         };
-        let dev = Device::Cpu;
-        let mut run = || -> candle::Result<(Tensor, u32)> {
-            let text = Tensor::from_vec(vec![text_in], (1, 1), &dev)?;
-            let audio = audio_in
-                .iter()
-                .map(|&t| Tensor::from_vec(vec![t], (1, 1), &dev).map(Some))
-                .collect::<candle::Result<Vec<_>>>()?;
-            let (logits, hidden) = self.lm.forward(Some(text), audio, &().into())?;
-            let logits = logits.i((0, 0))?;
-            let token =
-                self.sampler
-                    .sample(step, sampling(cx, knobs::TEXT_TEMPERATURE, 0.7), &logits)?;
-            Ok((hidden, token))
+        let params = sampling(cx, knobs::TEXT_TEMPERATURE, 0.7);
+        let sampler = &mut self.sampler;
+        let audio_opt = &mut self.audio_opt;
+        let mut run = || -> candle::Result<(Vec<f32>, u32)> {
+            match &mut self.lm {
+                Lm::Kernels(lm) => {
+                    audio_opt.clear();
+                    audio_opt.extend(audio_in.iter().map(|&t| Some(t)));
+                    let (logits, hidden) = lm.step(Some(text_in), audio_opt)?;
+                    let logits = Tensor::from_slice(logits, logits.len(), &Device::Cpu)?;
+                    let token = sampler.sample(step, params, &logits)?;
+                    Ok((hidden.to_vec(), token))
+                }
+                Lm::Candle(lm, dev) => {
+                    let text = Tensor::from_vec(vec![text_in], (1, 1), dev)?;
+                    let audio = audio_in
+                        .iter()
+                        .map(|&t| Tensor::from_vec(vec![t], (1, 1), dev).map(Some))
+                        .collect::<candle::Result<Vec<_>>>()?;
+                    let (logits, hidden) = lm.forward(Some(text), audio, &().into())?;
+                    let logits = logits.i((0, 0))?.to_dtype(DType::F32)?;
+                    let token = sampler.sample(step, params, &logits)?;
+                    let hidden = hidden
+                        .flatten_all()?
+                        .to_dtype(DType::F32)?
+                        .to_vec1::<f32>()?;
+                    Ok((hidden, token))
+                }
+            }
         };
         let r = run();
         self.audio_in = audio_in;

@@ -26,6 +26,7 @@ use crate::builtin::{builtin_dir, BUILTIN_SEED, MANIFEST_FILE};
 use crate::codec::{MimiDecoder, MimiEncoder};
 use crate::errors::ModelError;
 use crate::family::{self, Family};
+use crate::lm::{LmBackbone, LmDepformer};
 use crate::precision::{DeviceChoice, Precision};
 use crate::pytorch_layout::{is_pytorch, PytorchNames};
 use crate::spec::{GenerationSpec, LmSpec, Manifest, MimiSpec};
@@ -62,11 +63,52 @@ pub struct ModelBundle {
 /// A loaded Moshi-architecture language model.
 pub struct LmParts {
     pub file: PathBuf,
-    /// `true` when the LM came from a GGUF file (moshi's quantized path).
+    /// `true` when the LM came from a GGUF file.
     pub quantized: bool,
     dtype: DType,
-    pub(crate) backbone: LmModel,
-    pub(crate) depformer: DepFormer,
+    pub(crate) engine: LmEngine,
+}
+
+/// Which implementation runs the LM.
+#[derive(Clone)]
+pub(crate) enum LmEngine {
+    /// Ours, on the CPU ([`crate::lm`]): weights in the chosen precision,
+    /// bandwidth-bound batch-1 kernels.
+    Kernels {
+        backbone: LmBackbone,
+        depformer: LmDepformer,
+    },
+    /// The moshi crate's, on a GPU device.
+    Candle {
+        backbone: LmModel,
+        depformer: DepFormer,
+        device: Device,
+    },
+}
+
+impl LmParts {
+    /// Bytes of weights a backbone step and a depformer frame read, when the
+    /// LM runs on our kernels (`None` on a GPU).
+    pub fn step_weight_bytes(&self) -> Option<(usize, usize)> {
+        match &self.engine {
+            LmEngine::Kernels {
+                backbone,
+                depformer,
+            } => Some((backbone.weight_bytes(), depformer.weight_bytes())),
+            LmEngine::Candle { .. } => None,
+        }
+    }
+
+    /// A fresh backbone and depformer on our kernels (benchmarks, parity).
+    pub fn kernels(&self) -> Option<(LmBackbone, LmDepformer)> {
+        match &self.engine {
+            LmEngine::Kernels {
+                backbone,
+                depformer,
+            } => Some((backbone.fresh(), depformer.fresh())),
+            LmEngine::Candle { .. } => None,
+        }
+    }
 }
 
 /// Loader options.
@@ -324,18 +366,25 @@ fn load_lm(file: &Path, lm: &LmSpec, opts: LoadOptions) -> Result<LmParts, Model
         .map_err(|e| ModelError::config(file, e))?;
     let quantized = is_gguf(file);
     let dtype = lm_precision(file, quantized, opts)?;
-    let build = |vb: MaybeQuantizedVarBuilder| -> candle::Result<(LmModel, DepFormer)> {
-        let backbone = LmModel::new(&lm_cfg, vb.clone())?;
-        let dep = DepFormer::new(
+    let build = |vb: MaybeQuantizedVarBuilder| -> candle::Result<LmEngine> {
+        let (tv, av, d) = (
             lm.text_in_vocab_size,
             lm.audio_vocab_size,
             lm.transformer.d_model,
-            &dep_cfg,
-            vb.pp("depformer"),
-        )?;
-        Ok((backbone, dep))
+        );
+        if lm_dev.is_cpu() {
+            return Ok(LmEngine::Kernels {
+                backbone: LmBackbone::new(&lm_cfg, vb.clone())?,
+                depformer: LmDepformer::new(tv, av, d, &dep_cfg, vb.pp("depformer"))?,
+            });
+        }
+        Ok(LmEngine::Candle {
+            backbone: LmModel::new(&lm_cfg, vb.clone())?,
+            depformer: DepFormer::new(tv, av, d, &dep_cfg, vb.pp("depformer"))?,
+            device: lm_dev.clone(),
+        })
     };
-    let (backbone, depformer) = if quantized {
+    let engine = if quantized {
         gguf_shapes(file)?; // typed error for truncated/corrupt files
         let qvb = candle_transformers::quantized_var_builder::VarBuilder::from_gguf(file, &lm_dev)
             .map_err(|e| ModelError::Corrupt {
@@ -365,8 +414,7 @@ fn load_lm(file: &Path, lm: &LmSpec, opts: LoadOptions) -> Result<LmParts, Model
         file: file.into(),
         quantized,
         dtype,
-        backbone,
-        depformer,
+        engine,
     })
 }
 
@@ -469,11 +517,6 @@ fn lm_precision(file: &Path, gguf: bool, opts: LoadOptions) -> Result<DType, Mod
             file.display(),
             Precision::quant_name(q)
         )),
-        Some(Precision::Bf16) if opts.device == DeviceChoice::Cpu => unsupported(
-            "--dtype bf16: candle 0.9 has no bf16 matrix multiply on the CPU; use --dtype f16 \
-             (also 2 bytes per parameter), a q8_0/q4_0 GGUF, or --device cuda"
-                .into(),
-        ),
         Some(p) => Ok(p.float_dtype().unwrap_or(DType::F32)),
     }
 }

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use antiphon_framework::node::{FrameContext, Node, NodeError, Payload, PortSpec};
+use candle::{DType, Device, Tensor};
 use moshi::lm::{DepFormer, ForcedAudioTokens};
 
 use crate::backbone::{audio_sampling, BackboneStep, BACKBONE_STEP};
-use crate::bundle::ModelBundle;
+use crate::bundle::{LmEngine, ModelBundle};
 use crate::driver::Conversation;
 use crate::knobs::{self, ResetWatch};
+use crate::lm::LmDepformer;
 use crate::sampling::Sampler;
 
 /// Audio sampler seed derived from the stream seed.
@@ -18,8 +20,14 @@ pub fn audio_seed(seed: u64) -> u64 {
     seed.wrapping_add(1)
 }
 
+/// The depformer implementation (ours on the CPU, moshi's on a GPU).
+enum Dep {
+    Kernels(LmDepformer),
+    Candle(Box<DepFormer>, Device, DType),
+}
+
 pub struct CodePredictor {
-    dep: DepFormer,
+    dep: Dep,
     conv: Arc<Conversation>,
     sampler: Sampler,
     forced: ForcedAudioTokens,
@@ -32,7 +40,17 @@ pub struct CodePredictor {
 impl CodePredictor {
     /// Fails for a model without a language model.
     pub fn new(bundle: &ModelBundle, conv: Arc<Conversation>, seed: u64) -> Result<Self, String> {
-        let dep = bundle.lm()?.depformer.clone();
+        let parts = bundle.lm()?;
+        let dep = match &parts.engine {
+            LmEngine::Kernels { depformer, .. } => Dep::Kernels(depformer.fresh()),
+            LmEngine::Candle {
+                depformer, device, ..
+            } => Dep::Candle(
+                Box::new(depformer.clone()),
+                device.clone(),
+                bundle.lm_dtype(),
+            ),
+        };
         let g = bundle.generation();
         let pad = bundle.lm_spec().map_or(1, |l| l.audio_vocab_size) as u32 - 1;
         Ok(Self {
@@ -83,10 +101,15 @@ impl Node for CodePredictor {
         let forced = self
             .forced
             .forced_tokens(s.step.min(usize::MAX as u64) as usize);
-        let sampled = self
-            .dep
-            .sample(&s.hidden, Some(s.text_token), forced, lp)
-            .map_err(|e| NodeError::new(format!("code predictor step {}: {e}", s.step)))?;
+        let sampled = match &mut self.dep {
+            Dep::Kernels(dep) => dep.sample(&s.hidden, Some(s.text_token), forced, lp),
+            Dep::Candle(dep, dev, dtype) => {
+                Tensor::from_slice(&s.hidden, (1, 1, s.hidden.len()), dev)
+                    .and_then(|h| h.to_dtype(*dtype))
+                    .and_then(|h| dep.sample(&h, Some(s.text_token), forced, lp))
+            }
+        }
+        .map_err(|e| NodeError::new(format!("code predictor step {}: {e}", s.step)))?;
         self.last_text = Some(s.text_token);
         let out = outputs[0].codes_buf();
         let done = self

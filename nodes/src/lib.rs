@@ -38,6 +38,7 @@ pub mod family;
 pub mod gguf_header;
 pub mod graph;
 pub mod knobs;
+pub mod lm;
 pub mod mimi_transformer;
 pub mod output;
 pub mod precision;

@@ -61,7 +61,7 @@ fn layer_norm(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     }
 }
 
-fn gelu_erf(v: &mut [f32]) {
+pub(crate) fn gelu_erf(v: &mut [f32]) {
     for x in v.iter_mut() {
         let xf = *x as f64;
         *x = (0.5 * xf * (1.0 + erf(xf / std::f64::consts::SQRT_2))) as f32;

@@ -1,0 +1,734 @@
+//! LM weight matrices in the precision the user chose, and the batch-1
+//! matrix–vector kernels that read them.
+//!
+//! Why our own: a batch-1 LM step reads every weight once, so it is bound by
+//! memory bandwidth. candle's CPU paths fall short of that in two ways:
+//! its q8_0/q4_0 dot products pick their SIMD at *compile* time (a portable
+//! x86-64 build runs them scalar; 0.4–0.9 GB/s here) and quantise the
+//! activations first; and it has no bf16 matmul on the CPU at all. Here every
+//! format is expanded to f32 in registers right after the load and FMA'd
+//! against f32 activations (so results equal the f32 product of the
+//! dequantised weights, up to summation order), with AVX2/FMA/F16C chosen at
+//! run time and a portable fallback. Rows are split across the rayon pool.
+//!
+//! Other GGUF quantisations (k-quants, q5, …) keep candle's own `QMatMul`.
+
+use std::sync::Arc;
+
+use candle::quantized::{GgmlDType, QMatMul, QTensor};
+use candle::{DType, Device, Tensor};
+use half::{bf16, f16};
+
+/// Rows of activations a kernel call takes at most (a streaming step: 1).
+pub const MAX_ROWS: usize = 4;
+/// Elements per q8_0 / q4_0 block.
+const QK: usize = 32;
+const Q8_BYTES: usize = 34;
+const Q4_BYTES: usize = 18;
+
+#[derive(Clone)]
+enum Store {
+    F32(Arc<[f32]>),
+    F16(Arc<[f16]>),
+    Bf16(Arc<[bf16]>),
+    /// GGUF blocks as stored: per 32 weights an f16 scale then 32 i8.
+    Q8_0(Arc<[u8]>),
+    /// Per 32 weights an f16 scale then 16 bytes: element j in the low
+    /// nibble of byte j, element j+16 in its high nibble, both offset by 8.
+    Q4_0(Arc<[u8]>),
+    /// Any other GGUF quantisation, through candle.
+    Candle(Arc<QMatMul>),
+}
+
+/// An (out × in) weight matrix, row-major, as `y = x · Wᵀ` uses it.
+#[derive(Clone)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    store: Store,
+}
+
+impl std::fmt::Debug for Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Matrix({}×{} {})", self.rows, self.cols, self.format())
+    }
+}
+
+impl Matrix {
+    /// A 2-D float tensor, kept in its own dtype (f32, f16 or bf16).
+    pub fn from_tensor(t: &Tensor) -> candle::Result<Self> {
+        let (rows, cols) = t.dims2()?;
+        let t = t.to_device(&Device::Cpu)?.flatten_all()?;
+        let store = match t.dtype() {
+            DType::F32 => Store::F32(t.to_vec1::<f32>()?.into()),
+            DType::F16 => Store::F16(t.to_vec1::<f16>()?.into()),
+            DType::BF16 => Store::Bf16(t.to_vec1::<bf16>()?.into()),
+            d => candle::bail!("no LM kernel for {d:?} weights"),
+        };
+        Ok(Self { rows, cols, store })
+    }
+
+    /// A 2-D GGUF tensor: q8_0 and q4_0 keep their blocks for our kernels;
+    /// f32/f16/bf16 become float matrices; other quantisations use candle's.
+    pub fn from_qtensor(q: Arc<QTensor>) -> candle::Result<Self> {
+        let (rows, cols) = q.shape().dims2()?;
+        let store = match q.dtype() {
+            GgmlDType::Q8_0 | GgmlDType::Q4_0 if cols % QK == 0 => {
+                let bytes: Arc<[u8]> = q.data()?.into_owned().into();
+                let per = if q.dtype() == GgmlDType::Q8_0 {
+                    Q8_BYTES
+                } else {
+                    Q4_BYTES
+                };
+                if bytes.len() != rows * cols / QK * per {
+                    candle::bail!(
+                        "{:?} tensor of {rows}×{cols} holds {} bytes",
+                        q.dtype(),
+                        bytes.len()
+                    );
+                }
+                if q.dtype() == GgmlDType::Q8_0 {
+                    Store::Q8_0(bytes)
+                } else {
+                    Store::Q4_0(bytes)
+                }
+            }
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
+                let t = q.dequantize(&Device::Cpu)?;
+                let t = match q.dtype() {
+                    GgmlDType::F16 => t.to_dtype(DType::F16)?,
+                    GgmlDType::BF16 => t.to_dtype(DType::BF16)?,
+                    _ => t,
+                };
+                return Self::from_tensor(&t);
+            }
+            _ => Store::Candle(Arc::new(QMatMul::from_arc(q)?)),
+        };
+        Ok(Self { rows, cols, store })
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The storage format, as `--dtype` names it.
+    pub fn format(&self) -> &'static str {
+        match &self.store {
+            Store::F32(_) => "f32",
+            Store::F16(_) => "f16",
+            Store::Bf16(_) => "bf16",
+            Store::Q8_0(_) => "q8_0",
+            Store::Q4_0(_) => "q4_0",
+            Store::Candle(_) => "gguf (candle kernel)",
+        }
+    }
+
+    /// Bytes of weights one product reads.
+    pub fn bytes(&self) -> usize {
+        let n = self.rows * self.cols;
+        match &self.store {
+            Store::F32(_) => 4 * n,
+            Store::F16(_) | Store::Bf16(_) => 2 * n,
+            Store::Q8_0(b) | Store::Q4_0(b) => b.len(),
+            Store::Candle(_) => n, // unknown block size; about a byte a weight
+        }
+    }
+
+    /// Row `i` in f32 (an embedding lookup).
+    pub fn row_into(&self, i: usize, out: &mut [f32]) -> candle::Result<()> {
+        let c = self.cols;
+        if i >= self.rows || out.len() != c {
+            candle::bail!(
+                "row {i} of a {}×{c} matrix into {} values",
+                self.rows,
+                out.len()
+            );
+        }
+        match &self.store {
+            Store::F32(w) => out.copy_from_slice(&w[i * c..(i + 1) * c]),
+            Store::F16(w) => out
+                .iter_mut()
+                .zip(&w[i * c..(i + 1) * c])
+                .for_each(|(o, v)| *o = v.to_f32()),
+            Store::Bf16(w) => out
+                .iter_mut()
+                .zip(&w[i * c..(i + 1) * c])
+                .for_each(|(o, v)| *o = v.to_f32()),
+            Store::Q8_0(w) => {
+                let row = &w[i * c / QK * Q8_BYTES..(i + 1) * c / QK * Q8_BYTES];
+                for (blk, o) in row.chunks_exact(Q8_BYTES).zip(out.chunks_exact_mut(QK)) {
+                    let d = scale(blk);
+                    for (o, &q) in o.iter_mut().zip(&blk[2..]) {
+                        *o = q as i8 as f32 * d;
+                    }
+                }
+            }
+            Store::Q4_0(w) => {
+                let row = &w[i * c / QK * Q4_BYTES..(i + 1) * c / QK * Q4_BYTES];
+                for (blk, o) in row.chunks_exact(Q4_BYTES).zip(out.chunks_exact_mut(QK)) {
+                    let d = scale(blk);
+                    for (j, &q) in blk[2..].iter().enumerate() {
+                        o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
+                        o[j + QK / 2] = ((q >> 4) as i32 - 8) as f32 * d;
+                    }
+                }
+            }
+            Store::Candle(m) => {
+                // Rare path (an embedding in a k-quant): dequantise the matrix once.
+                let w = match m.as_ref() {
+                    QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
+                    QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
+                };
+                out.copy_from_slice(&w.get(i)?.to_vec1::<f32>()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `y (m × rows) = x (m × cols) · Wᵀ` for `m <= MAX_ROWS`, rows split
+    /// over `threads` (the caller's pool size).
+    pub fn matvec(&self, x: &[f32], m: usize, y: &mut [f32], threads: usize) -> candle::Result<()> {
+        let (n, k) = (self.rows, self.cols);
+        if m == 0 || m > MAX_ROWS || x.len() < m * k || y.len() < m * n {
+            candle::bail!(
+                "matvec of {m} rows: x {} for {k}, y {} for {n}",
+                x.len(),
+                y.len()
+            );
+        }
+        let out = Out(y.as_mut_ptr(), n);
+        match &self.store {
+            Store::F32(w) => {
+                split_rows(n, k, threads, out, |a, b, o| rows_f32(w, x, m, k, a, b, o))
+            }
+            Store::F16(w) => {
+                split_rows(n, k, threads, out, |a, b, o| rows_f16(w, x, m, k, a, b, o))
+            }
+            Store::Bf16(w) => {
+                split_rows(n, k, threads, out, |a, b, o| rows_bf16(w, x, m, k, a, b, o))
+            }
+            Store::Q8_0(w) => {
+                split_rows(n, k, threads, out, |a, b, o| rows_q8(w, x, m, k, a, b, o))
+            }
+            Store::Q4_0(w) => {
+                split_rows(n, k, threads, out, |a, b, o| rows_q4(w, x, m, k, a, b, o))
+            }
+            Store::Candle(q) => {
+                let xt = Tensor::from_slice(&x[..m * k], (m, k), &Device::Cpu)?;
+                let yt = xt.apply(q.as_ref())?.flatten_all()?.to_vec1::<f32>()?;
+                y[..m * n].copy_from_slice(&yt);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scale(blk: &[u8]) -> f32 {
+    f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32()
+}
+
+/// Where a kernel writes: element (t, j) of an (m × n) output.
+#[derive(Clone, Copy)]
+struct Out(*mut f32, usize);
+// Safety: each call of a kernel writes only its own rows [a, b) (see `split_rows`).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Safety: `t < m`, `j < n` of the buffer this was made from, and no
+    /// other thread writes element (t, j).
+    unsafe fn set(self, t: usize, j: usize, v: f32) {
+        *self.0.add(t * self.1 + j) = v;
+    }
+}
+
+/// Runs `kernel(a, b, out)` over row ranges, in parallel when each part
+/// reads at least ~256 KiB (below that, scheduling costs more than it saves).
+fn split_rows(
+    n: usize,
+    k: usize,
+    threads: usize,
+    out: Out,
+    kernel: impl Fn(usize, usize, Out) + Sync,
+) {
+    let parts = if threads > 1 && n * k >= 1 << 17 {
+        threads.min(n)
+    } else {
+        1
+    };
+    if parts <= 1 {
+        return kernel(0, n, out);
+    }
+    let per = n.div_ceil(parts);
+    let kernel = &kernel;
+    rayon::scope(|s| {
+        for p in 1..parts {
+            s.spawn(move |_| kernel((p * per).min(n), ((p + 1) * per).min(n), out));
+        }
+        kernel(0, per.min(n), out);
+    });
+}
+
+/// Whether this CPU runs the AVX2 kernels (checked once; cached by std).
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// Declares `rows_X(w, x, m, k, a, b, out)`: AVX2 when the CPU has it, else
+/// the portable loop.
+macro_rules! dispatch {
+    ($name:ident, $elem:ty, $avx:ident, $portable:ident) => {
+        fn $name(w: &[$elem], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                // Safety: features detected; ranges are in bounds (checked by `matvec`).
+                return unsafe { avx::$avx(w, x, m, k, a, b, out) };
+            }
+            $portable(w, x, m, k, a, b, out)
+        }
+    };
+}
+dispatch!(rows_f32, f32, f32_rows, f32_portable);
+dispatch!(rows_f16, f16, f16_rows, f16_portable);
+dispatch!(rows_bf16, bf16, bf16_rows, bf16_portable);
+dispatch!(rows_q8, u8, q8_rows, q8_portable);
+dispatch!(rows_q4, u8, q4_rows, q4_portable);
+
+/// The portable kernels: one weight row at a time, expanded to f32 in 32-wide
+/// chunks, 8 accumulators per activation row so the compiler vectorises.
+fn float_portable<E: Copy>(
+    w: &[E],
+    to_f32: impl Fn(E) -> f32,
+    x: &[f32],
+    (m, k, a, b): (usize, usize, usize, usize),
+    out: Out,
+) {
+    let mut wf = [0f32; QK];
+    for j in a..b {
+        let row = &w[j * k..(j + 1) * k];
+        let mut acc = [[0f32; 8]; MAX_ROWS];
+        let full = k / QK * QK;
+        for c in (0..full).step_by(QK) {
+            for (o, &v) in wf.iter_mut().zip(&row[c..c + QK]) {
+                *o = to_f32(v);
+            }
+            accumulate(&wf, x, m, k, c, &mut acc);
+        }
+        for t in 0..m {
+            let mut s: f32 = acc[t].iter().sum();
+            for i in full..k {
+                s += to_f32(row[i]) * x[t * k + i];
+            }
+            // Safety: j in this call's rows, t < m.
+            unsafe { out.set(t, j, s) };
+        }
+    }
+}
+
+#[inline(always)]
+fn accumulate(
+    wf: &[f32; QK],
+    x: &[f32],
+    m: usize,
+    k: usize,
+    c: usize,
+    acc: &mut [[f32; 8]; MAX_ROWS],
+) {
+    for t in 0..m {
+        let xs = &x[t * k + c..t * k + c + QK];
+        for i in 0..QK {
+            acc[t][i % 8] += wf[i] * xs[i];
+        }
+    }
+}
+
+fn f32_portable(w: &[f32], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+    float_portable(w, |v| v, x, (m, k, a, b), out)
+}
+fn f16_portable(w: &[f16], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+    float_portable(w, f16::to_f32, x, (m, k, a, b), out)
+}
+fn bf16_portable(w: &[bf16], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+    float_portable(w, bf16::to_f32, x, (m, k, a, b), out)
+}
+
+fn block_portable(
+    w: &[u8],
+    per: usize,
+    x: &[f32],
+    (m, k, a, b): (usize, usize, usize, usize),
+    out: Out,
+) {
+    let nb = k / QK;
+    let mut wf = [0f32; QK];
+    for j in a..b {
+        let row = &w[j * nb * per..(j + 1) * nb * per];
+        let mut sums = [0f32; MAX_ROWS];
+        for (bi, blk) in row.chunks_exact(per).enumerate() {
+            if per == Q8_BYTES {
+                for (o, &q) in wf.iter_mut().zip(&blk[2..]) {
+                    *o = q as i8 as f32;
+                }
+            } else {
+                for (i, &q) in blk[2..].iter().enumerate() {
+                    wf[i] = ((q & 0x0f) as i32 - 8) as f32;
+                    wf[i + QK / 2] = ((q >> 4) as i32 - 8) as f32;
+                }
+            }
+            let mut acc = [[0f32; 8]; MAX_ROWS];
+            accumulate(&wf, x, m, k, bi * QK, &mut acc);
+            let d = scale(blk);
+            for t in 0..m {
+                sums[t] += d * acc[t].iter().sum::<f32>();
+            }
+        }
+        for (t, &s) in sums.iter().enumerate().take(m) {
+            // Safety: j in this call's rows, t < m.
+            unsafe { out.set(t, j, s) };
+        }
+    }
+}
+
+fn q8_portable(w: &[u8], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+    block_portable(w, Q8_BYTES, x, (m, k, a, b), out)
+}
+fn q4_portable(w: &[u8], x: &[f32], m: usize, k: usize, a: usize, b: usize, out: Out) {
+    block_portable(w, Q4_BYTES, x, (m, k, a, b), out)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    //! AVX2 + FMA + F16C kernels. Each loads a row's weights once, widens
+    //! them to 8-lane f32 vectors and FMAs them against every activation row.
+    use std::arch::x86_64::*;
+
+    use half::{bf16, f16};
+
+    use super::{Out, MAX_ROWS, Q4_BYTES, Q8_BYTES, QK};
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Float rows: `load(p)` widens 8 weights at `p` to f32.
+    #[inline(always)]
+    unsafe fn float_rows<E>(
+        w: &[E],
+        x: &[f32],
+        (m, k, a, b): (usize, usize, usize, usize),
+        out: Out,
+        load: impl Fn(*const E) -> __m256,
+        to_f32: impl Fn(&E) -> f32,
+    ) {
+        let full = k / 16 * 16;
+        for j in a..b {
+            let row = w.as_ptr().add(j * k);
+            let mut acc = [[_mm256_setzero_ps(); 2]; MAX_ROWS];
+            let mut c = 0;
+            while c < full {
+                let w0 = load(row.add(c));
+                let w1 = load(row.add(c + 8));
+                for t in 0..m {
+                    let xp = x.as_ptr().add(t * k + c);
+                    acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xp), acc[t][0]);
+                    acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xp.add(8)), acc[t][1]);
+                }
+                c += 16;
+            }
+            for t in 0..m {
+                let mut s = hsum(_mm256_add_ps(acc[t][0], acc[t][1]));
+                for i in full..k {
+                    s += to_f32(&*row.add(i)) * x[t * k + i];
+                }
+                out.set(t, j, s);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn f32_rows(
+        w: &[f32],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        out: Out,
+    ) {
+        float_rows(w, x, (m, k, a, b), out, |p| _mm256_loadu_ps(p), |v| *v)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn f16_rows(
+        w: &[f16],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        out: Out,
+    ) {
+        float_rows(
+            w,
+            x,
+            (m, k, a, b),
+            out,
+            |p| _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i)),
+            |v| v.to_f32(),
+        )
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn bf16_rows(
+        w: &[bf16],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        out: Out,
+    ) {
+        float_rows(
+            w,
+            x,
+            (m, k, a, b),
+            out,
+            // bf16 is the top half of an f32: widen and shift into place.
+            |p| {
+                let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i));
+                _mm256_castsi256_ps(_mm256_slli_epi32(h, 16))
+            },
+            |v| v.to_f32(),
+        )
+    }
+
+    #[inline(always)]
+    unsafe fn scale(p: *const u8) -> __m256 {
+        let h = std::ptr::read_unaligned(p as *const u16) as i16;
+        _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_set1_epi16(h)))
+    }
+
+    /// Block rows: `widen(block)` gives the block's 32 integer weights as
+    /// four 8-lane f32 vectors (before the scale).
+    #[inline(always)]
+    unsafe fn block_rows(
+        w: &[u8],
+        per: usize,
+        x: &[f32],
+        (m, k, a, b): (usize, usize, usize, usize),
+        out: Out,
+        widen: impl Fn(*const u8) -> [__m256; 4],
+    ) {
+        let nb = k / QK;
+        for j in a..b {
+            let row = w.as_ptr().add(j * nb * per);
+            let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
+            for bi in 0..nb {
+                let blk = row.add(bi * per);
+                let d = scale(blk);
+                let q = widen(blk.add(2));
+                for t in 0..m {
+                    let xp = x.as_ptr().add(t * k + bi * QK);
+                    let mut s = _mm256_mul_ps(q[0], _mm256_loadu_ps(xp));
+                    s = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xp.add(8)), s);
+                    s = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xp.add(16)), s);
+                    s = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xp.add(24)), s);
+                    acc[t] = _mm256_fmadd_ps(s, d, acc[t]);
+                }
+            }
+            for (t, a) in acc.iter().enumerate().take(m) {
+                out.set(t, j, hsum(*a));
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q8_rows(
+        w: &[u8],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        out: Out,
+    ) {
+        block_rows(w, Q8_BYTES, x, (m, k, a, b), out, |q| {
+            let ld = |o: usize| {
+                let v = _mm_loadl_epi64(q.add(o) as *const __m128i);
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+            };
+            [ld(0), ld(8), ld(16), ld(24)]
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn q4_rows(
+        w: &[u8],
+        x: &[f32],
+        m: usize,
+        k: usize,
+        a: usize,
+        b: usize,
+        out: Out,
+    ) {
+        block_rows(w, Q4_BYTES, x, (m, k, a, b), out, |q| {
+            let bytes = _mm_loadu_si128(q as *const __m128i);
+            let mask = _mm_set1_epi8(0x0f);
+            let lo = _mm_and_si128(bytes, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+            let eight = _mm256_set1_epi32(8);
+            let cv =
+                |v: __m128i| _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(v), eight));
+            [
+                cv(lo),
+                cv(_mm_srli_si128(lo, 8)),
+                cv(hi),
+                cv(_mm_srli_si128(hi, 8)),
+            ]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = SplitMix64::new(seed);
+        (0..n).map(|_| r.next_normal() as f32).collect()
+    }
+
+    /// f64 product of the *dequantised* weights: what every kernel must equal.
+    fn reference(w: &Tensor, x: &[f32], m: usize) -> Vec<f64> {
+        let w: Vec<Vec<f32>> = w.to_dtype(DType::F32).unwrap().to_vec2().unwrap();
+        let k = w[0].len();
+        (0..m)
+            .flat_map(|t| {
+                w.iter()
+                    .map(move |r| {
+                        r.iter()
+                            .zip(&x[t * k..])
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum()
+                    })
+                    .collect::<Vec<f64>>()
+            })
+            .collect()
+    }
+
+    fn check(mat: &Matrix, dequant: &Tensor, what: &str) {
+        let k = mat.cols();
+        for m in 1..=MAX_ROWS {
+            let x = random(m * k, m as u64);
+            let want = reference(dequant, &x, m);
+            for threads in [1, 3] {
+                let mut y = vec![f32::NAN; m * mat.rows()];
+                mat.matvec(&x, m, &mut y, threads).unwrap();
+                let scale = want.iter().fold(0f64, |a, v| a.max(v.abs()));
+                let worst = y
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (*a as f64 - b).abs())
+                    .fold(0f64, f64::max);
+                assert!(
+                    worst <= 2e-6 * scale.max(1.0),
+                    "{what}: m {m} threads {threads}: max |diff| {worst} (scale {scale})"
+                );
+            }
+        }
+        // Embedding rows equal the dequantised rows.
+        let mut row = vec![0f32; k];
+        let last = mat.rows() - 1;
+        mat.row_into(last, &mut row).unwrap();
+        let want: Vec<f32> = dequant
+            .to_dtype(DType::F32)
+            .unwrap()
+            .get(last)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(row, want, "{what}: row {last}");
+    }
+
+    /// Every format, with sizes that split across threads and leave a tail
+    /// (k = 4128: 129 quant blocks; float rows end in a scalar tail).
+    #[test]
+    fn every_format_equals_the_product_of_its_dequantised_weights() {
+        let (n, k) = (67, 4128);
+        let w = Tensor::from_vec(random(n * k, 9), (n, k), &Device::Cpu).unwrap();
+        for dt in [DType::F32, DType::F16, DType::BF16] {
+            let t = w.to_dtype(dt).unwrap();
+            check(&Matrix::from_tensor(&t).unwrap(), &t, &format!("{dt:?}"));
+        }
+        for q in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4K] {
+            let qt = Arc::new(QTensor::quantize(&w.narrow(1, 0, 4096).unwrap(), q).unwrap());
+            let mat = Matrix::from_qtensor(qt.clone()).unwrap();
+            if q == GgmlDType::Q4K {
+                assert_eq!(mat.format(), "gguf (candle kernel)");
+                continue; // candle's own kernel quantises activations: not exact
+            }
+            check(
+                &mat,
+                &qt.dequantize(&Device::Cpu).unwrap(),
+                &format!("{q:?}"),
+            );
+        }
+        // Odd widths: float kernels take any k (the tail runs scalar).
+        let t = Tensor::from_vec(random(5 * 37, 4), (5, 37), &Device::Cpu).unwrap();
+        check(
+            &Matrix::from_tensor(&t.to_dtype(DType::BF16).unwrap()).unwrap(),
+            &t.to_dtype(DType::BF16).unwrap(),
+            "bf16 k=37",
+        );
+    }
+
+    #[test]
+    fn portable_kernels_equal_the_simd_ones() {
+        let (n, k) = (9, 256);
+        let w = Tensor::from_vec(random(n * k, 2), (n, k), &Device::Cpu).unwrap();
+        let x = random(2 * k, 3);
+        for q in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+            let qt = QTensor::quantize(&w, q).unwrap();
+            let bytes = qt.data().unwrap().into_owned();
+            let (mut a, mut b) = (vec![0f32; 2 * n], vec![0f32; 2 * n]);
+            let per = if q == GgmlDType::Q8_0 {
+                Q8_BYTES
+            } else {
+                Q4_BYTES
+            };
+            block_portable(&bytes, per, &x, (2, k, 0, n), Out(a.as_mut_ptr(), n));
+            let mat = Matrix::from_qtensor(Arc::new(qt)).unwrap();
+            mat.matvec(&x, 2, &mut b, 1).unwrap();
+            for (p, s) in a.iter().zip(&b) {
+                assert!(
+                    (p - s).abs() <= 1e-4 * p.abs().max(1.0),
+                    "{q:?}: {p} vs {s}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let t = Tensor::zeros((4, 8), DType::F32, &Device::Cpu).unwrap();
+        let m = Matrix::from_tensor(&t).unwrap();
+        assert!(m.matvec(&[0.0; 7], 1, &mut [0.0; 4], 1).is_err());
+        assert!(m.matvec(&[0.0; 40], 5, &mut [0.0; 20], 1).is_err());
+        assert!(m.row_into(4, &mut [0.0; 8]).is_err());
+        assert!(Matrix::from_tensor(&Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap()).is_err());
+    }
+}
