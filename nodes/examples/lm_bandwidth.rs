@@ -4,7 +4,11 @@
 //! few sizes in each precision, and prints a table: step ms, weight bytes,
 //! achieved GB/s and the fraction of the measured bandwidth.
 //!
-//! `cargo run --release -p antiphon-nodes --example lm_bandwidth [-- 1024x16,2048x24]`
+//! Each precision runs on our kernels (`antiphon_nodes::lm`); with `--candle`
+//! the moshi crate's `LmModel`/`DepFormer` (candle's kernels) run too, on the
+//! first size, for comparison in the same process.
+//!
+//! `cargo run --release -p antiphon-nodes --example lm_bandwidth [-- 1024x16,2048x24 [--candle]]`
 //! (`RAYON_NUM_THREADS` sets the threads; random weights from our generator).
 
 use std::collections::BTreeMap;
@@ -12,6 +16,7 @@ use std::io::Cursor;
 use std::time::Instant;
 
 use antiphon_nodes::builtin::{make_lm_tensors, write_gguf};
+use antiphon_nodes::lm::{LmBackbone, LmDepformer};
 use antiphon_nodes::spec::{DepformerSpec, LmSpec, TransformerSpec};
 use candle::quantized::GgmlDType;
 use candle::{DType, Device, IndexOp, Tensor};
@@ -117,24 +122,28 @@ fn rss() -> f64 {
     antiphon_framework::report::rss_mb() * (1 << 20) as f64
 }
 
-/// Builds the LM in one precision: (resident bytes it added, then
-/// (backbone step ms, depformer frame ms) or why it cannot run).
-fn time_steps(
-    spec: &LmSpec,
+/// Which implementation runs the steps.
+#[derive(Clone, Copy, PartialEq)]
+enum Impl {
+    Ours,
+    Candle,
+}
+
+/// A var-builder over `tensors` in one precision (GGUF written in memory).
+fn var_builder<'a>(
     tensors: &BTreeMap<String, Tensor>,
     w: &Weights,
-) -> candle::Result<(f64, candle::Result<(f64, f64)>)> {
+    buf: &'a mut Cursor<Vec<u8>>,
+) -> candle::Result<MaybeQuantizedVarBuilder<'a>> {
     let dev = Device::Cpu;
-    let rss0 = rss();
-    let vb = match w {
+    Ok(match w {
         Weights::Float(dt) => MaybeQuantizedVarBuilder::Real(candle_nn::VarBuilder::from_tensors(
             tensors.clone().into_iter().collect(),
             *dt,
             &dev,
         )),
         Weights::Quant(q) => {
-            let mut buf = Cursor::new(Vec::new());
-            write_gguf(tensors, *q, &mut buf).map_err(|e| candle::Error::Msg(e.to_string()))?;
+            write_gguf(tensors, *q, buf).map_err(|e| candle::Error::Msg(e.to_string()))?;
             MaybeQuantizedVarBuilder::Quantized(
                 candle_transformers::quantized_var_builder::VarBuilder::from_gguf_buffer(
                     buf.get_ref(),
@@ -142,22 +151,73 @@ fn time_steps(
                 )?,
             )
         }
-    };
+    })
+}
+
+/// Builds the LM in one precision: (resident bytes it added, then
+/// (backbone step ms, depformer frame ms) or why it cannot run).
+fn time_steps(
+    spec: &LmSpec,
+    tensors: &BTreeMap<String, Tensor>,
+    w: &Weights,
+    which: Impl,
+) -> candle::Result<(f64, candle::Result<(f64, f64)>)> {
     let cfg = spec.to_moshi(false).map_err(candle::Error::Msg)?;
     let dep_cfg = spec.depformer_config().map_err(candle::Error::Msg)?;
-    let mut lm = moshi::lm::LmModel::new(&cfg, vb.clone())?;
-    let mut dep = moshi::lm::DepFormer::new(
+    let (tv, av, d) = (
         spec.text_in_vocab_size,
         spec.audio_vocab_size,
         spec.transformer.d_model,
-        &dep_cfg,
-        vb.pp("depformer"),
-    )?;
+    );
+    let rss0 = rss();
+    let mut buf = Cursor::new(Vec::new());
+    if which == Impl::Ours {
+        let (mut lm, mut dep) = {
+            let vb = var_builder(tensors, w, &mut buf)?;
+            (
+                LmBackbone::new(&cfg, vb.clone())?,
+                LmDepformer::new(tv, av, d, &dep_cfg, vb.pp("depformer"))?,
+            )
+        };
+        drop(buf);
+        let added = rss() - rss0;
+        return Ok((added, run_ours(spec, &mut lm, &mut dep)));
+    }
+    let vb = var_builder(tensors, w, &mut buf)?;
+    let mut lm = moshi::lm::LmModel::new(&cfg, vb.clone())?;
+    let mut dep = moshi::lm::DepFormer::new(tv, av, d, &dep_cfg, vb.pp("depformer"))?;
     let added = rss() - rss0;
-    Ok((added, run_steps(spec, &mut lm, &mut dep)))
+    Ok((added, run_candle(spec, &mut lm, &mut dep)))
 }
 
-fn run_steps(
+fn run_ours(
+    spec: &LmSpec,
+    lm: &mut LmBackbone,
+    dep: &mut LmDepformer,
+) -> candle::Result<(f64, f64)> {
+    let mut lp = LogitsProcessor::new(1, Some(0.8), None);
+    let (mut bb, mut df) = (Vec::new(), Vec::new());
+    for step in 0..STEPS + 3 {
+        let audio: Vec<Option<u32>> = (0..spec.audio_codebooks)
+            .map(|i| Some((i * 7 + step) as u32 % 2048))
+            .collect();
+        let t = Instant::now();
+        let (logits, hidden) = lm.step(Some(3), &audio)?;
+        let _ = logits.iter().copied().fold(f32::MIN, f32::max);
+        let hidden = hidden.to_vec();
+        let tb = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        dep.sample(&hidden, Some(3), &[], &mut lp)?;
+        let td = t.elapsed().as_secs_f64();
+        if step >= 3 {
+            bb.push(tb * 1e3);
+            df.push(td * 1e3);
+        }
+    }
+    Ok((median(bb), median(df)))
+}
+
+fn run_candle(
     spec: &LmSpec,
     lm: &mut moshi::lm::LmModel,
     dep: &mut moshi::lm::DepFormer,
@@ -190,8 +250,12 @@ fn run_steps(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sizes: Vec<(usize, usize)> = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_candle = args.iter().any(|a| a == "--candle");
+    let sizes: Vec<(usize, usize)> = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
         .unwrap_or_else(|| "1024x16,2048x24".into())
         .split(',')
         .map(|s| {
@@ -204,8 +268,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bw = read_bandwidth(threads);
     println!("read bandwidth: {bw1:.1} GB/s (1 thread), {bw:.1} GB/s ({threads} threads)\n");
     println!(
-        "{:<22} {:<6} {:>9} {:>10} {:>8} {:>6}",
-        "part", "dtype", "step ms", "weight MB", "GB/s", "of bw"
+        "{:<22} {:<7} {:<6} {:>9} {:>10} {:>8} {:>6}",
+        "part", "kernels", "dtype", "step ms", "weight MB", "GB/s", "of bw"
     );
     let precisions: [(&str, Weights, f64); 5] = [
         ("f32", Weights::Float(DType::F32), 4.0),
@@ -226,44 +290,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             params / 1e6,
             t.elapsed().as_secs_f64()
         );
+        let impls: &[Impl] = if with_candle && i == 0 {
+            &[Impl::Ours, Impl::Candle]
+        } else {
+            &[Impl::Ours]
+        };
         for (name, w, bytes_per) in &precisions {
-            let (added, timed) = time_steps(&spec, &tensors, w)?;
-            println!(
-                "  {d}x{l} {name}: building the model added {:.0} MB resident = {:.2} bytes/parameter{}",
+            for &which in impls {
+                let label = if which == Impl::Ours {
+                    "ours"
+                } else {
+                    "candle"
+                };
+                let (added, timed) = time_steps(&spec, &tensors, w, which)?;
+                println!(
+                "  {d}x{l} {label} {name}: building the model added {:.0} MB resident = {:.2} bytes/parameter{}",
                 added / 1e6,
                 added / params,
-                if *name == "f32" { " (f32 shares the source tensors)" } else { "" }
+                if *name == "f32" && which == Impl::Candle { " (f32 shares the source tensors)" } else { "" }
             );
-            let (bb, df) = match timed {
-                Ok(v) => v,
-                Err(e) => {
-                    println!("  {d}x{l} {name}: step not run: {e}");
-                    continue;
-                }
-            };
-            let row = |part: String, ms: f64, bytes: f64| {
-                let gbs = bytes / (ms / 1e3) / 1e9;
-                println!(
-                    "{part:<22} {name:<6} {ms:>9.2} {:>10.1} {gbs:>8.1} {:>5.0}%",
-                    bytes / 1e6,
-                    100.0 * gbs / bw
-                );
-            };
-            row(
-                format!("backbone {d}x{l}"),
-                bb,
-                step_bytes(
-                    &tensors,
-                    &["transformer.", "text_linear", "out_norm"],
-                    *bytes_per,
-                ),
-            );
-            if with_dep {
+                let (bb, df) = match timed {
+                    Ok(v) => v,
+                    Err(e) => {
+                        println!("  {d}x{l} {label} {name}: step not run: {e}");
+                        continue;
+                    }
+                };
+                let row = |part: String, ms: f64, bytes: f64| {
+                    let gbs = bytes / (ms / 1e3) / 1e9;
+                    println!(
+                        "{part:<22} {label:<7} {name:<6} {ms:>9.2} {:>10.1} {gbs:>8.1} {:>5.0}%",
+                        bytes / 1e6,
+                        100.0 * gbs / bw
+                    );
+                };
                 row(
-                    "depformer 1024x6 ×8".into(),
-                    df,
-                    step_bytes(&tensors, &["depformer."], *bytes_per),
+                    format!("backbone {d}x{l}"),
+                    bb,
+                    step_bytes(
+                        &tensors,
+                        &["transformer.", "text_linear", "out_norm"],
+                        *bytes_per,
+                    ),
                 );
+                if with_dep {
+                    row(
+                        "depformer 1024x6 ×8".into(),
+                        df,
+                        step_bytes(&tensors, &["depformer."], *bytes_per),
+                    );
+                }
             }
         }
     }
