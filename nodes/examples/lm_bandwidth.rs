@@ -8,7 +8,7 @@
 //! the moshi crate's `LmModel`/`DepFormer` (candle's kernels) run too, on the
 //! first size, for comparison in the same process.
 //!
-//! `cargo run --release -p antiphon-nodes --example lm_bandwidth [-- 1024x16,2048x24 [--candle]]`
+//! `cargo run --release -p antiphon-nodes --example lm_bandwidth [-- 1024x16,2048x24 [--candle] [--dtype=q8_0,q4_0]]`
 //! (`RAYON_NUM_THREADS` sets the threads; random weights from our generator).
 
 use std::collections::BTreeMap;
@@ -23,7 +23,13 @@ use candle::{DType, Device, IndexOp, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use moshi::nn::MaybeQuantizedVarBuilder;
 
-const STEPS: usize = 12;
+/// Timed steps (after 3 warm-up steps); `LM_STEPS` overrides (profiling).
+fn steps() -> usize {
+    std::env::var("LM_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
 
 /// Read bandwidth: best of 5 passes summing a buffer far larger than the caches.
 fn read_bandwidth(threads: usize) -> f64 {
@@ -197,7 +203,7 @@ fn run_ours(
 ) -> candle::Result<(f64, f64)> {
     let mut lp = LogitsProcessor::new(1, Some(0.8), None);
     let (mut bb, mut df) = (Vec::new(), Vec::new());
-    for step in 0..STEPS + 3 {
+    for step in 0..steps() + 3 {
         let audio: Vec<Option<u32>> = (0..spec.audio_codebooks)
             .map(|i| Some((i * 7 + step) as u32 % 2048))
             .collect();
@@ -225,7 +231,7 @@ fn run_candle(
     let dev = Device::Cpu;
     let mut lp = LogitsProcessor::new(1, Some(0.8), None);
     let (mut bb, mut df) = (Vec::new(), Vec::new());
-    for step in 0..STEPS + 3 {
+    for step in 0..steps() + 3 {
         let text = Tensor::from_vec(vec![3u32], (1, 1), &dev)?;
         let audio = (0..spec.audio_codebooks)
             .map(|i| Tensor::from_vec(vec![(i * 7 + step) as u32 % 2048], (1, 1), &dev).map(Some))
@@ -252,6 +258,11 @@ fn run_candle(
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let with_candle = args.iter().any(|a| a == "--candle");
+    // `--dtype=q4_0,q8_0` measures only those.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--dtype="))
+        .map(|v| v.split(',').map(String::from).collect());
     let sizes: Vec<(usize, usize)> = args
         .iter()
         .find(|a| !a.starts_with("--"))
@@ -296,6 +307,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[Impl::Ours]
         };
         for (name, w, bytes_per) in &precisions {
+            if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
+                continue;
+            }
             for &which in impls {
                 let label = if which == Impl::Ours {
                     "ours"

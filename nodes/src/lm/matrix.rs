@@ -255,8 +255,11 @@ impl Out {
     }
 }
 
-/// Runs `kernel(a, b, out)` over row ranges, in parallel when each part
+/// Runs `kernel(a, b, out)` over row ranges, in parallel when the matrix
 /// reads at least ~256 KiB (below that, scheduling costs more than it saves).
+/// Four ranges per thread: a thread that starts late (a sibling still
+/// waking, or descheduled) then costs a quarter of its share, not all of it,
+/// because the others steal the ranges it has not begun.
 fn split_rows(
     n: usize,
     k: usize,
@@ -264,14 +267,10 @@ fn split_rows(
     out: Out,
     kernel: impl Fn(usize, usize, Out) + Sync,
 ) {
-    let parts = if threads > 1 && n * k >= 1 << 17 {
-        threads.min(n)
-    } else {
-        1
-    };
-    if parts <= 1 {
+    if threads <= 1 || n * k < 1 << 17 {
         return kernel(0, n, out);
     }
+    let parts = (4 * threads).min(n);
     let per = n.div_ceil(parts);
     let kernel = &kernel;
     rayon::scope(|s| {
@@ -318,6 +317,9 @@ struct QuantizedRows {
     q: Vec<i8>,
     /// Per block, the f16 scale widened to f32.
     d: Vec<f32>,
+    /// Per block, 8 lanes of `8 · Σ` of 4 consecutive values: what q4_0's
+    /// offset of 8 takes off a product of unsigned nibbles (see `q4_rows`).
+    c: Vec<i32>,
 }
 
 impl QuantizedRows {
@@ -325,14 +327,19 @@ impl QuantizedRows {
         // Grows to the widest layer once; a stream then never reallocates.
         self.q.resize(x.len(), 0);
         self.d.resize(x.len() / QK, 0.0);
+        self.c.resize(x.len() / 4, 0);
         debug_assert_eq!(x.len() % k, 0);
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // Safety: features detected. Compiled for AVX2 so `round` and
             // the block loops vectorise instead of calling libm per value.
-            return unsafe { quantize_avx2(x, &mut self.q, &mut self.d) };
+            unsafe { quantize_avx2(x, &mut self.q, &mut self.d) };
+        } else {
+            quantize_blocks(x, &mut self.q, &mut self.d);
         }
-        quantize_blocks(x, &mut self.q, &mut self.d)
+        for (c, q) in self.c.iter_mut().zip(self.q.chunks_exact(4)) {
+            *c = 8 * q.iter().map(|&v| v as i32).sum::<i32>();
+        }
     }
 }
 
@@ -367,7 +374,7 @@ macro_rules! dispatch_q {
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 // Safety: features detected; ranges are in bounds (checked by `matvec`).
-                return unsafe { avx::$avx(w, &xq.q, &xq.d, m, k, a, b, out) };
+                return unsafe { avx::$avx(w, xq, m, k, a, b, out) };
             }
             block_portable(w, $per, xq, (m, k, a, b), out)
         }
@@ -479,7 +486,7 @@ mod avx {
 
     use half::{bf16, f16};
 
-    use super::{Out, MAX_ROWS, Q4_BYTES, Q8_BYTES, QK};
+    use super::{Out, QuantizedRows, MAX_ROWS, Q4_BYTES, Q8_BYTES, QK};
 
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -614,15 +621,14 @@ mod avx {
     unsafe fn block_rows(
         w: &[u8],
         per: usize,
-        (xq, xd): (&[i8], &[f32]),
+        xd: &[f32],
         (m, k, a, b): (usize, usize, usize, usize),
         out: Out,
-        load: impl Fn(*const u8) -> __m256i,
+        dot: impl Fn(*const u8, usize) -> __m256,
     ) {
         let nb = k / QK;
-        let xv = |t: usize, bi: usize| {
-            _mm256_loadu_si256(xq.as_ptr().add(t * k + bi * QK) as *const __m256i)
-        };
+        // The block at `blk` against activation block `t * nb + bi`.
+        let xv = |blk: *const u8, t: usize, bi: usize| dot(blk.add(2), t * nb + bi);
         let d = |blk: *const u8, t: usize, bi: usize| {
             _mm256_mul_ps(scale(blk), _mm256_broadcast_ss(&xd[t * nb + bi]))
         };
@@ -633,17 +639,13 @@ mod avx {
                 let mut bi = 0;
                 while bi + 1 < nb {
                     let (b0, b1) = (row.add(bi * per), row.add((bi + 1) * per));
-                    acc0 = _mm256_fmadd_ps(dot_i8(load(b0.add(2)), xv(0, bi)), d(b0, 0, bi), acc0);
-                    acc1 = _mm256_fmadd_ps(
-                        dot_i8(load(b1.add(2)), xv(0, bi + 1)),
-                        d(b1, 0, bi + 1),
-                        acc1,
-                    );
+                    acc0 = _mm256_fmadd_ps(xv(b0, 0, bi), d(b0, 0, bi), acc0);
+                    acc1 = _mm256_fmadd_ps(xv(b1, 0, bi + 1), d(b1, 0, bi + 1), acc1);
                     bi += 2;
                 }
                 if bi < nb {
                     let b0 = row.add(bi * per);
-                    acc0 = _mm256_fmadd_ps(dot_i8(load(b0.add(2)), xv(0, bi)), d(b0, 0, bi), acc0);
+                    acc0 = _mm256_fmadd_ps(xv(b0, 0, bi), d(b0, 0, bi), acc0);
                 }
                 out.set(0, j, hsum(_mm256_add_ps(acc0, acc1)));
                 continue;
@@ -651,9 +653,8 @@ mod avx {
             let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
             for bi in 0..nb {
                 let blk = row.add(bi * per);
-                let wq = load(blk.add(2));
                 for (t, acc) in acc.iter_mut().enumerate().take(m) {
-                    *acc = _mm256_fmadd_ps(dot_i8(wq, xv(t, bi)), d(blk, t, bi), *acc);
+                    *acc = _mm256_fmadd_ps(xv(blk, t, bi), d(blk, t, bi), *acc);
                 }
             }
             for (t, a) in acc.iter().enumerate().take(m) {
@@ -666,16 +667,16 @@ mod avx {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn q8_rows(
         w: &[u8],
-        xq: &[i8],
-        xd: &[f32],
+        xq: &QuantizedRows,
         m: usize,
         k: usize,
         a: usize,
         b: usize,
         out: Out,
     ) {
-        block_rows(w, Q8_BYTES, (xq, xd), (m, k, a, b), out, |q| {
-            _mm256_loadu_si256(q as *const __m256i)
+        block_rows(w, Q8_BYTES, &xq.d, (m, k, a, b), out, |q, xb| {
+            let x = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
+            dot_i8(_mm256_loadu_si256(q as *const __m256i), x)
         })
     }
 
@@ -683,21 +684,27 @@ mod avx {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn q4_rows(
         w: &[u8],
-        xq: &[i8],
-        xd: &[f32],
+        xq: &QuantizedRows,
         m: usize,
         k: usize,
         a: usize,
         b: usize,
         out: Out,
     ) {
-        block_rows(w, Q4_BYTES, (xq, xd), (m, k, a, b), out, |q| {
+        let mask = _mm_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        block_rows(w, Q4_BYTES, &xq.d, (m, k, a, b), out, |q, xb| {
             // Element j in the low nibble of byte j, j+16 in its high nibble.
             let bytes = _mm_loadu_si128(q as *const __m128i);
-            let mask = _mm_set1_epi8(0x0f);
             let lo = _mm_and_si128(bytes, mask);
             let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-            _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8))
+            let w = _mm256_set_m128i(hi, lo);
+            let x = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
+            // (w − 8)·x = w·x − 8·x: the nibbles go in unsigned (no sign
+            // trick, no offset per weight) and 8·Σx comes precomputed.
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+            let c = _mm256_loadu_si256(xq.c.as_ptr().add(xb * 8) as *const __m256i);
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(p, c))
         })
     }
 }

@@ -407,8 +407,45 @@ fn store(ring: &mut Vec<f32>, slot: usize, row: &[f32]) {
 
 /// Softmax attention of the query `q` (d) over positions `first..=last` of
 /// the rings, per head, into `out` (d). Heads are split across `threads`
-/// once the window is long enough to pay for it.
+/// once the window is long enough to pay for it. Over a long window this
+/// reads more than the layer's weights (2 × context × d floats), so the
+/// loops are compiled a second time for AVX2+FMA and chosen at run time.
+#[allow(clippy::too_many_arguments)]
 fn attend(
+    q: &[f32],
+    kv: (&[f32], &[f32]),
+    span: (usize, usize, usize),
+    shape: (usize, usize),
+    out: &mut [f32],
+    scores: &mut [f32],
+    threads: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // Safety: the features were just detected.
+        return unsafe { attend_avx2(q, kv, span, shape, out, scores, threads) };
+    }
+    attend_portable(q, kv, span, shape, out, scores, threads)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attend_avx2(
+    q: &[f32],
+    kv: (&[f32], &[f32]),
+    span: (usize, usize, usize),
+    shape: (usize, usize),
+    out: &mut [f32],
+    scores: &mut [f32],
+    threads: usize,
+) {
+    attend_portable(q, kv, span, shape, out, scores, threads)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn attend_portable(
     q: &[f32],
     (k, v): (&[f32], &[f32]),
     (first, last, ctx): (usize, usize, usize),
@@ -461,8 +498,9 @@ fn attend(
     }
 }
 
-/// A dot product with 8 independent sums (so it vectorises).
-#[inline]
+/// A dot product with 8 independent sums (so it vectorises: 8 lanes of
+/// AVX2 where the CPU has it, see [`attend`]).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
