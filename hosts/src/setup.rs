@@ -120,8 +120,9 @@ impl Loaded {
                 b
             }
         };
-        if bundle.lm.as_ref().is_some_and(|lm| lm.quantized) {
-            if let Some(hint) = antiphon_nodes::precision::quantized_speed_hint() {
+        if let Some(lm) = bundle.lm.as_ref().filter(|lm| lm.quantized) {
+            let stored = antiphon_nodes::weights::gguf_quantization(&lm.file).ok();
+            if let Some(hint) = stored.and_then(antiphon_nodes::precision::quantized_speed_hint) {
                 eprintln!("note: {hint}");
             }
         }

@@ -7,8 +7,8 @@
 //!
 //! * safetensors LM: `f32` (default), `f16` or `bf16`: weights are converted
 //!   once at load and kept in that precision (≈ 2 bytes/parameter for 16-bit).
-//!   On the CPU candle 0.9 has no bf16 matmul, so `bf16` needs a GPU; `f16`
-//!   gives the same footprint on the CPU.
+//!   On the CPU all three run on our kernels ([`crate::lm`]), bf16 included
+//!   (candle 0.9 has no bf16 matmul on the CPU).
 //! * GGUF LM: the file's own quantisation (`q8_0`, `q4_0`, `q4k`, …) is used
 //!   as stored; asking for a different one is an error (re-quantise the file).
 //!
@@ -206,20 +206,25 @@ mod tests {
     }
 }
 
-/// A note for users of quantised (GGUF) models when this build leaves speed
-/// on the table: candle picks its q4/q8 SIMD kernels at *compile* time
-/// (`cfg(target_feature = "avx2")`, unlike gemm's runtime dispatch that the
-/// f32/f16 paths use), so a portable x86-64 build runs them scalar even on a
-/// CPU that has AVX2. Measured here, an 8192×4096 q8_0 matrix–vector product:
-/// 0.4–0.9 GB/s portable, 3.8 GB/s built for AVX2 (f32: 9–11 GB/s either way).
-/// `None` where the build already has AVX2 or the CPU lacks it.
-pub fn quantized_speed_hint() -> Option<&'static str> {
+/// A note for users of GGUF models whose quantisation our kernels do not
+/// read (k-quants, q5, …: candle's kernels run them) when this build leaves
+/// speed on the table: candle picks its quantised SIMD kernels at *compile*
+/// time (`cfg(target_feature = "avx2")`), so a portable x86-64 build runs
+/// them scalar even on a CPU that has AVX2 (an 8192×4096 q8_0 product here:
+/// 0.4–0.9 GB/s portable, 3.8 GB/s built for AVX2). q8_0 and q4_0 run on
+/// our runtime-dispatched kernels and need nothing. `None` where nothing is
+/// lost.
+pub fn quantized_speed_hint(stored: GgmlDType) -> Option<&'static str> {
+    if matches!(stored, GgmlDType::Q8_0 | GgmlDType::Q4_0) {
+        return None;
+    }
     #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         return Some(
-            "this build runs quantised (GGUF) weights without SIMD; for 4-7x faster q8/q4 \
-             steps on this CPU, build with RUSTFLAGS=\"-C target-cpu=native\" \
-             (the binary then needs an AVX2 CPU)",
+            "this build runs this GGUF's quantisation on candle's kernels without SIMD; \
+             for 4-7x faster steps on this CPU, build with RUSTFLAGS=\"-C target-cpu=native\" \
+             (the binary then needs an AVX2 CPU), or use a q8_0/q4_0 GGUF (antiphon's own \
+             kernels, SIMD chosen at run time)",
         );
     }
     None
@@ -228,13 +233,20 @@ pub fn quantized_speed_hint() -> Option<&'static str> {
 #[cfg(test)]
 mod speed_hint_tests {
     #[test]
-    fn the_hint_appears_exactly_when_the_build_lacks_avx2_and_the_cpu_has_it() {
+    fn the_hint_appears_exactly_for_candle_kernels_when_the_build_lacks_avx2_and_the_cpu_has_it() {
         #[cfg(target_arch = "x86_64")]
         {
             let cpu = std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma");
             let build = cfg!(target_feature = "avx2");
-            assert_eq!(super::quantized_speed_hint().is_some(), cpu && !build);
+            use candle::quantized::GgmlDType;
+            assert_eq!(
+                super::quantized_speed_hint(GgmlDType::Q4K).is_some(),
+                cpu && !build
+            );
+            // Our own kernels read q8_0 and q4_0 with SIMD chosen at run time.
+            assert!(super::quantized_speed_hint(GgmlDType::Q8_0).is_none());
+            assert!(super::quantized_speed_hint(GgmlDType::Q4_0).is_none());
         }
     }
 }

@@ -195,11 +195,14 @@ impl LmBackbone {
                 emb.add(t, &mut self.x, &mut self.tmp, self.threads)?;
             }
         }
-        w.transformer
-            .step(&mut self.x, &mut self.st, &mut self.s, self.threads)?;
-        w.out_norm.apply(&self.x, &mut self.hidden);
-        w.text_linear
-            .matvec(&self.hidden, 1, &mut self.logits, self.threads)?;
+        let threads = self.threads;
+        let (x, st, s) = (&mut self.x, &mut self.st, &mut self.s);
+        let (hidden, logits) = (&mut self.hidden, &mut self.logits);
+        on_pool(threads, || -> Result<()> {
+            w.transformer.step(x, st, s, threads)?;
+            w.out_norm.apply(x, hidden);
+            w.text_linear.matvec(hidden, 1, logits, threads)
+        })?;
         Ok((&self.logits, &self.hidden))
     }
 }
@@ -328,21 +331,22 @@ impl LmDepformer {
                     slice.linear_in.cols()
                 )
             }
-            slice
-                .linear_in
-                .matvec(hidden, 1, &mut self.x, self.threads)?;
             if let Some(t) = last {
                 if t as usize >= slice.emb.vocab() {
                     candle::bail!("token {t} outside a vocabulary of {}", slice.emb.vocab())
                 }
-                slice.emb.add(t, &mut self.x, &mut self.tmp, self.threads)?;
             }
-            slice
-                .transformer
-                .step(&mut self.x, &mut self.st, &mut self.s, self.threads)?;
-            slice
-                .linear_out
-                .matvec(&self.x, 1, &mut self.logits, self.threads)?;
+            let threads = self.threads;
+            let (x, st, s, tmp) = (&mut self.x, &mut self.st, &mut self.s, &mut self.tmp);
+            let logits = &mut self.logits;
+            on_pool(threads, || -> Result<()> {
+                slice.linear_in.matvec(hidden, 1, x, threads)?;
+                if let Some(t) = last {
+                    slice.emb.add(t, x, tmp, threads)?;
+                }
+                slice.transformer.step(x, st, s, threads)?;
+                slice.linear_out.matvec(x, 1, logits, threads)
+            })?;
             let token = choose(&self.logits)?;
             last = Some(forced.get(i).copied().flatten().unwrap_or(token));
         }
