@@ -132,6 +132,11 @@ impl Matrix {
         }
     }
 
+    /// Whether products with this matrix split across threads.
+    pub(crate) fn splits(&self) -> bool {
+        self.rows * self.cols >= SPLIT_MIN
+    }
+
     /// Bytes of weights one product reads.
     pub fn bytes(&self) -> usize {
         let n = self.rows * self.cols;
@@ -255,6 +260,9 @@ impl Out {
     }
 }
 
+/// Weights (elements) a product needs before it is split across threads.
+pub(crate) const SPLIT_MIN: usize = 1 << 17;
+
 /// Runs `kernel(a, b, out)` over row ranges, in parallel when the matrix
 /// reads at least ~256 KiB (below that, scheduling costs more than it saves).
 /// Four ranges per thread: a thread that starts late (a sibling still
@@ -267,7 +275,7 @@ fn split_rows(
     out: Out,
     kernel: impl Fn(usize, usize, Out) + Sync,
 ) {
-    if threads <= 1 || n * k < 1 << 17 {
+    if threads <= 1 || n * k < SPLIT_MIN {
         return kernel(0, n, out);
     }
     let parts = (4 * threads).min(n);

@@ -285,6 +285,19 @@ impl Transformer {
         }
     }
 
+    /// Whether any product of a step splits across threads.
+    pub(crate) fn splits(&self) -> bool {
+        self.layers.iter().any(|l| {
+            let mlp = match &l.mlp {
+                Mlp::Gated {
+                    lin_in, lin_out, ..
+                } => lin_in.splits() || lin_out.splits(),
+                Mlp::Plain { lin1, lin2 } => lin1.splits() || lin2.splits(),
+            };
+            l.in_proj.splits() || l.out_proj.splits() || mlp
+        })
+    }
+
     /// Bytes of weight matrices one step reads.
     pub fn weight_bytes(&self) -> usize {
         self.layers
