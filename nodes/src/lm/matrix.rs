@@ -26,19 +26,48 @@ use half::{bf16, f16};
 pub const MAX_ROWS: usize = 4;
 /// Elements per q8_0 / q4_0 block.
 const QK: usize = 32;
-const Q8_BYTES: usize = 34;
-const Q4_BYTES: usize = 18;
+/// Quant bytes per block (after the f16 scale in the file).
+const Q8_BYTES: usize = 32;
+const Q4_BYTES: usize = 16;
+
+/// GGUF q8_0/q4_0 blocks, repacked at load: the f16 scales of a row
+/// contiguous, apart from the quants. Same bytes as the file; the kernel
+/// then converts 8 scales with one instruction instead of one per block.
+#[derive(Clone)]
+struct Blocks {
+    /// Per block (row-major), the scale's f16 bits.
+    d: Arc<[u16]>,
+    /// Per block, `Q8_BYTES` int8 or `Q4_BYTES` nibble pairs.
+    q: Arc<[u8]>,
+}
+
+impl Blocks {
+    /// From the file's interleaved blocks of `2 + per` bytes.
+    fn split(bytes: &[u8], per: usize) -> Self {
+        let n = bytes.len() / (2 + per);
+        let mut d = Vec::with_capacity(n);
+        let mut q = Vec::with_capacity(n * per);
+        for blk in bytes.chunks_exact(2 + per) {
+            d.push(u16::from_le_bytes([blk[0], blk[1]]));
+            q.extend_from_slice(&blk[2..]);
+        }
+        Self {
+            d: d.into(),
+            q: q.into(),
+        }
+    }
+}
 
 #[derive(Clone)]
 enum Store {
     F32(Arc<[f32]>),
     F16(Arc<[f16]>),
     Bf16(Arc<[bf16]>),
-    /// GGUF blocks as stored: per 32 weights an f16 scale then 32 i8.
-    Q8_0(Arc<[u8]>),
-    /// Per 32 weights an f16 scale then 16 bytes: element j in the low
+    /// Per 32 weights an f16 scale and 32 i8.
+    Q8_0(Blocks),
+    /// Per 32 weights an f16 scale and 16 bytes: element j in the low
     /// nibble of byte j, element j+16 in its high nibble, both offset by 8.
-    Q4_0(Arc<[u8]>),
+    Q4_0(Blocks),
     /// Any other GGUF quantisation, through candle.
     Candle(Arc<QMatMul>),
 }
@@ -77,23 +106,24 @@ impl Matrix {
         let (rows, cols) = q.shape().dims2()?;
         let store = match q.dtype() {
             GgmlDType::Q8_0 | GgmlDType::Q4_0 if cols % QK == 0 => {
-                let bytes: Arc<[u8]> = q.data()?.into_owned().into();
+                let bytes = q.data()?;
                 let per = if q.dtype() == GgmlDType::Q8_0 {
                     Q8_BYTES
                 } else {
                     Q4_BYTES
                 };
-                if bytes.len() != rows * cols / QK * per {
+                if bytes.len() != rows * cols / QK * (2 + per) {
                     candle::bail!(
                         "{:?} tensor of {rows}×{cols} holds {} bytes",
                         q.dtype(),
                         bytes.len()
                     );
                 }
+                let blocks = Blocks::split(&bytes, per);
                 if q.dtype() == GgmlDType::Q8_0 {
-                    Store::Q8_0(bytes)
+                    Store::Q8_0(blocks)
                 } else {
-                    Store::Q4_0(bytes)
+                    Store::Q4_0(blocks)
                 }
             }
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
@@ -143,7 +173,7 @@ impl Matrix {
         match &self.store {
             Store::F32(_) => 4 * n,
             Store::F16(_) | Store::Bf16(_) => 2 * n,
-            Store::Q8_0(b) | Store::Q4_0(b) => b.len(),
+            Store::Q8_0(b) | Store::Q4_0(b) => 2 * b.d.len() + b.q.len(),
             Store::Candle(_) => n, // unknown block size; about a byte a weight
         }
     }
@@ -168,22 +198,22 @@ impl Matrix {
                 .iter_mut()
                 .zip(&w[i * c..(i + 1) * c])
                 .for_each(|(o, v)| *o = v.to_f32()),
-            Store::Q8_0(w) => {
-                let row = &w[i * c / QK * Q8_BYTES..(i + 1) * c / QK * Q8_BYTES];
-                for (blk, o) in row.chunks_exact(Q8_BYTES).zip(out.chunks_exact_mut(QK)) {
-                    let d = scale(blk);
-                    for (o, &q) in o.iter_mut().zip(&blk[2..]) {
-                        *o = q as i8 as f32 * d;
-                    }
-                }
-            }
-            Store::Q4_0(w) => {
-                let row = &w[i * c / QK * Q4_BYTES..(i + 1) * c / QK * Q4_BYTES];
-                for (blk, o) in row.chunks_exact(Q4_BYTES).zip(out.chunks_exact_mut(QK)) {
-                    let d = scale(blk);
-                    for (j, &q) in blk[2..].iter().enumerate() {
-                        o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
-                        o[j + QK / 2] = ((q >> 4) as i32 - 8) as f32 * d;
+            Store::Q8_0(w) | Store::Q4_0(w) => {
+                let nb = c / QK;
+                let q8 = matches!(self.store, Store::Q8_0(_));
+                let per = if q8 { Q8_BYTES } else { Q4_BYTES };
+                for (b, o) in out.chunks_exact_mut(QK).enumerate() {
+                    let d = f16::from_bits(w.d[i * nb + b]).to_f32();
+                    let q = &w.q[(i * nb + b) * per..][..per];
+                    if q8 {
+                        for (o, &q) in o.iter_mut().zip(q) {
+                            *o = q as i8 as f32 * d;
+                        }
+                    } else {
+                        for (j, &q) in q.iter().enumerate() {
+                            o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
+                            o[j + QK / 2] = ((q >> 4) as i32 - 8) as f32 * d;
+                        }
                     }
                 }
             }
@@ -239,10 +269,6 @@ impl Matrix {
         }
         Ok(())
     }
-}
-
-fn scale(blk: &[u8]) -> f32 {
-    f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32()
 }
 
 /// Where a kernel writes: element (t, j) of an (m × n) output.
@@ -378,7 +404,7 @@ thread_local! {
 /// Declares `rows_qX(w, xq, m, k, a, b, out)` for block formats.
 macro_rules! dispatch_q {
     ($name:ident, $avx:ident, $per:expr) => {
-        fn $name(w: &[u8], xq: &QuantizedRows, m: usize, k: usize, a: usize, b: usize, out: Out) {
+        fn $name(w: &Blocks, xq: &QuantizedRows, m: usize, k: usize, a: usize, b: usize, out: Out) {
             #[cfg(target_arch = "x86_64")]
             if avx2() {
                 // Safety: features detected; ranges are in bounds (checked by `matvec`).
@@ -450,7 +476,7 @@ fn bf16_portable(w: &[bf16], x: &[f32], m: usize, k: usize, a: usize, b: usize, 
 }
 
 fn block_portable(
-    w: &[u8],
+    w: &Blocks,
     per: usize,
     xq: &QuantizedRows,
     (m, k, a, b): (usize, usize, usize, usize),
@@ -459,20 +485,20 @@ fn block_portable(
     let nb = k / QK;
     let mut wq = [0i32; QK];
     for j in a..b {
-        let row = &w[j * nb * per..(j + 1) * nb * per];
         let mut sums = [0f32; MAX_ROWS];
-        for (bi, blk) in row.chunks_exact(per).enumerate() {
+        for bi in 0..nb {
+            let q = &w.q[(j * nb + bi) * per..][..per];
             if per == Q8_BYTES {
-                for (o, &q) in wq.iter_mut().zip(&blk[2..]) {
+                for (o, &q) in wq.iter_mut().zip(q) {
                     *o = q as i8 as i32;
                 }
             } else {
-                for (i, &q) in blk[2..].iter().enumerate() {
+                for (i, &q) in q.iter().enumerate() {
                     wq[i] = (q & 0x0f) as i32 - 8;
                     wq[i + QK / 2] = (q >> 4) as i32 - 8;
                 }
             }
-            let dw = scale(blk);
+            let dw = f16::from_bits(w.d[j * nb + bi]).to_f32();
             for (t, sum) in sums.iter_mut().enumerate().take(m) {
                 let xb = &xq.q[t * k + bi * QK..][..QK];
                 let dot: i32 = wq.iter().zip(xb).map(|(a, b)| a * *b as i32).sum();
@@ -494,7 +520,7 @@ mod avx {
 
     use half::{bf16, f16};
 
-    use super::{Out, QuantizedRows, MAX_ROWS, Q4_BYTES, Q8_BYTES, QK};
+    use super::{Blocks, Out, QuantizedRows, MAX_ROWS, Q4_BYTES, Q8_BYTES, QK};
 
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -604,10 +630,10 @@ mod avx {
         )
     }
 
+    /// One f16 scale, broadcast.
     #[inline(always)]
-    unsafe fn scale(p: *const u8) -> __m256 {
-        let h = std::ptr::read_unaligned(p as *const u16) as i16;
-        _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_set1_epi16(h)))
+    unsafe fn scale(bits: u16) -> __m256 {
+        _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_set1_epi16(bits as i16)))
     }
 
     /// Σ w·x over 32 int8 pairs as 8 f32 lanes: |x| (unsigned) times w with
@@ -620,14 +646,15 @@ mod avx {
         _mm256_cvtepi32_ps(p)
     }
 
-    /// Block rows against quantised activations (`xq`, scales `xd`):
-    /// `load(block)` gives the block's 32 weights as int8. One activation
-    /// row (the streaming case) takes two blocks per iteration into two
+    /// Block rows against quantised activations (scales `xd`): `dot(quants,
+    /// activation block)` gives a block's products as 8 f32 lanes before the
+    /// scales. One activation row (the streaming case) takes 8 blocks per
+    /// iteration: their 8 weight scales converted at once and multiplied by
+    /// the activations' scales, each then picked out with one permute; two
     /// accumulators (the FMA latency would otherwise bound the loop).
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn block_rows(
-        w: &[u8],
+        w: &Blocks,
         per: usize,
         xd: &[f32],
         (m, k, a, b): (usize, usize, usize, usize),
@@ -635,34 +662,37 @@ mod avx {
         dot: impl Fn(*const u8, usize) -> __m256,
     ) {
         let nb = k / QK;
-        // The block at `blk` against activation block `t * nb + bi`.
-        let xv = |blk: *const u8, t: usize, bi: usize| dot(blk.add(2), t * nb + bi);
-        let d = |blk: *const u8, t: usize, bi: usize| {
-            _mm256_mul_ps(scale(blk), _mm256_broadcast_ss(&xd[t * nb + bi]))
-        };
+        let lanes: [__m256i; 8] = std::array::from_fn(|u| _mm256_set1_epi32(u as i32));
         for j in a..b {
-            let row = w.as_ptr().add(j * nb * per);
+            let q = w.q.as_ptr().add(j * nb * per);
+            let ds = &w.d[j * nb..(j + 1) * nb];
             if m == 1 {
-                let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                let mut acc = [_mm256_setzero_ps(); 2];
                 let mut bi = 0;
-                while bi + 1 < nb {
-                    let (b0, b1) = (row.add(bi * per), row.add((bi + 1) * per));
-                    acc0 = _mm256_fmadd_ps(xv(b0, 0, bi), d(b0, 0, bi), acc0);
-                    acc1 = _mm256_fmadd_ps(xv(b1, 0, bi + 1), d(b1, 0, bi + 1), acc1);
-                    bi += 2;
+                while bi + 8 <= nb {
+                    let dw =
+                        _mm256_cvtph_ps(_mm_loadu_si128(ds.as_ptr().add(bi) as *const __m128i));
+                    let dv = _mm256_mul_ps(dw, _mm256_loadu_ps(xd.as_ptr().add(bi)));
+                    for (u, lane) in lanes.iter().enumerate() {
+                        let p = dot(q.add((bi + u) * per), bi + u);
+                        let d = _mm256_permutevar8x32_ps(dv, *lane);
+                        acc[u % 2] = _mm256_fmadd_ps(p, d, acc[u % 2]);
+                    }
+                    bi += 8;
                 }
-                if bi < nb {
-                    let b0 = row.add(bi * per);
-                    acc0 = _mm256_fmadd_ps(xv(b0, 0, bi), d(b0, 0, bi), acc0);
+                for bi in bi..nb {
+                    let d = _mm256_mul_ps(scale(ds[bi]), _mm256_broadcast_ss(&xd[bi]));
+                    acc[0] = _mm256_fmadd_ps(dot(q.add(bi * per), bi), d, acc[0]);
                 }
-                out.set(0, j, hsum(_mm256_add_ps(acc0, acc1)));
+                out.set(0, j, hsum(_mm256_add_ps(acc[0], acc[1])));
                 continue;
             }
             let mut acc = [_mm256_setzero_ps(); MAX_ROWS];
             for bi in 0..nb {
-                let blk = row.add(bi * per);
+                let dw = scale(ds[bi]);
                 for (t, acc) in acc.iter_mut().enumerate().take(m) {
-                    *acc = _mm256_fmadd_ps(xv(blk, t, bi), d(blk, t, bi), *acc);
+                    let d = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xd[t * nb + bi]));
+                    *acc = _mm256_fmadd_ps(dot(q.add(bi * per), t * nb + bi), d, *acc);
                 }
             }
             for (t, a) in acc.iter().enumerate().take(m) {
@@ -674,7 +704,7 @@ mod avx {
     #[target_feature(enable = "avx2,fma,f16c")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn q8_rows(
-        w: &[u8],
+        w: &Blocks,
         xq: &QuantizedRows,
         m: usize,
         k: usize,
@@ -691,7 +721,7 @@ mod avx {
     #[target_feature(enable = "avx2,fma,f16c")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn q4_rows(
-        w: &[u8],
+        w: &Blocks,
         xq: &QuantizedRows,
         m: usize,
         k: usize,
@@ -810,7 +840,14 @@ mod tests {
             check(&Matrix::from_tensor(&t).unwrap(), &t, &format!("{dt:?}"));
         }
         for q in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4K] {
-            let qt = Arc::new(QTensor::quantize(&w.narrow(1, 0, 4096).unwrap(), q).unwrap());
+            // k-quants need rows of 256: 4096 there; 4128 (a tail block past
+            // the kernels' 8-block steps) for ours.
+            let w = if q == GgmlDType::Q4K {
+                w.narrow(1, 0, 4096).unwrap()
+            } else {
+                w.clone()
+            };
+            let qt = Arc::new(QTensor::quantize(&w, q).unwrap());
             let mat = Matrix::from_qtensor(qt.clone()).unwrap();
             if q == GgmlDType::Q4K {
                 assert_eq!(mat.format(), "gguf (candle kernel)");
@@ -838,7 +875,14 @@ mod tests {
         let x = random(2 * k, 3);
         for q in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
             let qt = QTensor::quantize(&w, q).unwrap();
-            let bytes = qt.data().unwrap().into_owned();
+            let blocks = Blocks::split(
+                &qt.data().unwrap(),
+                if q == GgmlDType::Q8_0 {
+                    Q8_BYTES
+                } else {
+                    Q4_BYTES
+                },
+            );
             let (mut a, mut b) = (vec![0f32; 2 * n], vec![0f32; 2 * n]);
             let per = if q == GgmlDType::Q8_0 {
                 Q8_BYTES
@@ -847,7 +891,7 @@ mod tests {
             };
             let mut xq = QuantizedRows::default();
             xq.quantize(&x, k);
-            block_portable(&bytes, per, &xq, (2, k, 0, n), Out(a.as_mut_ptr(), n));
+            block_portable(&blocks, per, &xq, (2, k, 0, n), Out(a.as_mut_ptr(), n));
             let mat = Matrix::from_qtensor(Arc::new(qt)).unwrap();
             mat.matvec(&x, 2, &mut b, 1).unwrap();
             for (p, s) in a.iter().zip(&b) {
