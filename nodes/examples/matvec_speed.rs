@@ -1,5 +1,7 @@
 //! One LM kernel at a time: an 8192 × 4096 matrix–vector product in each
-//! weight format on 1 and 2 threads, as GB/s of weights read (median of 30).
+//! weight format on 1 and 2 threads, as GB/s of weights read (median of 30);
+//! first 1024 × 1024 q8_0/q4_0 products back to back (cache-resident: what a
+//! split across threads costs).
 //! The kernels behind `lm_bandwidth`'s figures, without the model around them.
 //!
 //! `cargo run --release -p antiphon-nodes --example matvec_speed`
@@ -50,8 +52,7 @@ fn main() -> candle::Result<()> {
 
 /// Small products back to back (a depformer layer's size), run from a pool
 /// worker as the LM does: what a split costs beside the work.
-#[allow(dead_code)]
-pub fn small() -> candle::Result<()> {
+fn small() -> candle::Result<()> {
     let (n, k) = (1024, 1024);
     let mut r = SplitMix64::new(2);
     let w: Vec<f32> = (0..n * k).map(|_| r.next_normal() as f32).collect();
