@@ -32,12 +32,8 @@ fn spec() -> LmSpec {
     s
 }
 
-fn reference(spec: &LmSpec, tensors: BTreeMap<String, Tensor>) -> (LmModel, DepFormer) {
-    let vb = MaybeQuantizedVarBuilder::Real(candle_nn::VarBuilder::from_tensors(
-        tensors.into_iter().collect(),
-        DType::F32,
-        &Device::Cpu,
-    ));
+/// The moshi crate's backbone and depformer over `vb` (real or quantised).
+fn moshi(spec: &LmSpec, vb: MaybeQuantizedVarBuilder) -> (LmModel, DepFormer) {
     let lm = LmModel::new(&spec.to_moshi(false).unwrap(), vb.clone()).unwrap();
     let dep = DepFormer::new(
         spec.text_in_vocab_size,
@@ -48,6 +44,18 @@ fn reference(spec: &LmSpec, tensors: BTreeMap<String, Tensor>) -> (LmModel, DepF
     )
     .unwrap();
     (lm, dep)
+}
+
+/// The moshi crate's model in f32 on `tensors`.
+fn reference(spec: &LmSpec, tensors: BTreeMap<String, Tensor>) -> (LmModel, DepFormer) {
+    moshi(
+        spec,
+        MaybeQuantizedVarBuilder::Real(candle_nn::VarBuilder::from_tensors(
+            tensors.into_iter().collect(),
+            DType::F32,
+            &Device::Cpu,
+        )),
+    )
 }
 
 fn ours(spec: &LmSpec, vb: MaybeQuantizedVarBuilder) -> (LmBackbone, LmDepformer) {
@@ -207,19 +215,7 @@ fn quantised_kernels_equal_moshis_quantised_model_on_the_same_file() {
         };
         println!("{q:?}: {per:.3} bytes per weight read");
         assert!((per - want).abs() < 1e-3, "{q:?}: {per} bytes per weight");
-        let reference = {
-            let vb = qvb();
-            let lm = LmModel::new(&spec.to_moshi(false).unwrap(), vb.clone()).unwrap();
-            let dep = DepFormer::new(
-                spec.text_in_vocab_size,
-                spec.audio_vocab_size,
-                spec.transformer.d_model,
-                &spec.depformer_config().unwrap(),
-                vb.pp("depformer"),
-            )
-            .unwrap();
-            (lm, dep)
-        };
+        let reference = moshi(&spec, qvb());
         let (worst, off, same, total) = compare(&spec, reference, (ol, od), 40);
         println!(
             "{q:?}: max relative |diff| {worst:.2e} ({off} of 40 steps over 1e-5); depformer tokens {same}/{total}"
