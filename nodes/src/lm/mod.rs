@@ -14,4 +14,5 @@ mod transformer;
 
 pub use matrix::Matrix;
 pub use model::{LmBackbone, LmDepformer};
+pub(crate) use transformer::dot;
 pub use transformer::{KvState, Transformer};

@@ -514,7 +514,7 @@ fn attend_portable(
 /// A dot product with 8 independent sums (so it vectorises: 8 lanes of
 /// AVX2 where the CPU has it, see [`attend`]).
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
