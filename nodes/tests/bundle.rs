@@ -63,7 +63,7 @@ fn f16_and_gguf_lms_load_and_run() {
     let b = ModelBundle::load(&g).unwrap();
     assert!(
         b.lm.as_ref().unwrap().quantized,
-        "GGUF goes through moshi's quantized path"
+        "a GGUF LM loads quantised"
     );
     let q = runs(&b);
     let f = runs(&ModelBundle::load(&d).unwrap());
