@@ -729,6 +729,9 @@ mod avx {
         b: usize,
         out: Out,
     ) {
+        if m == 1 {
+            return q4_rows_one(w, xq, k, a, b, out);
+        }
         let mask = _mm_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         block_rows(w, Q4_BYTES, &xq.d, (m, k, a, b), out, |q, xb| {
@@ -744,6 +747,58 @@ mod avx {
             let c = _mm256_loadu_si256(xq.c.as_ptr().add(xb * 8) as *const __m256i);
             _mm256_cvtepi32_ps(_mm256_sub_epi32(p, c))
         })
+    }
+
+    /// q4_0 against one activation row (the streaming case): as
+    /// [`block_rows`] with 8 blocks per iteration, and the nibbles of two
+    /// blocks unpacked by one 256-bit load, mask and shift (then one lane
+    /// permute per block) instead of a 128-bit round per block.
+    #[inline(always)]
+    unsafe fn q4_rows_one(w: &Blocks, xq: &QuantizedRows, k: usize, a: usize, b: usize, out: Out) {
+        let nb = k / QK;
+        let mask = _mm256_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        let lanes: [__m256i; 8] = std::array::from_fn(|u| _mm256_set1_epi32(u as i32));
+        // (w − 8)·x = w·x − 8·x with w the unsigned nibbles (see `q4_rows`).
+        let dot = |wv: __m256i, xb: usize| {
+            let x = _mm256_loadu_si256(xq.q.as_ptr().add(xb * QK) as *const __m256i);
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, x), ones);
+            let c = _mm256_loadu_si256(xq.c.as_ptr().add(xb * 8) as *const __m256i);
+            _mm256_cvtepi32_ps(_mm256_sub_epi32(p, c))
+        };
+        for j in a..b {
+            let q = w.q.as_ptr().add(j * nb * Q4_BYTES);
+            let ds = &w.d[j * nb..(j + 1) * nb];
+            let mut acc = [_mm256_setzero_ps(); 2];
+            let mut bi = 0;
+            while bi + 8 <= nb {
+                let dw = _mm256_cvtph_ps(_mm_loadu_si128(ds.as_ptr().add(bi) as *const __m128i));
+                let dv = _mm256_mul_ps(dw, _mm256_loadu_ps(xq.d.as_ptr().add(bi)));
+                for pair in 0..4 {
+                    let b0 = bi + 2 * pair;
+                    let v = _mm256_loadu_si256(q.add(b0 * Q4_BYTES) as *const __m256i);
+                    let lo = _mm256_and_si256(v, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                    // Block b0: its low nibbles then its high ones; block b0+1 likewise.
+                    let w0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+                    let w1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+                    let d0 = _mm256_permutevar8x32_ps(dv, lanes[2 * pair]);
+                    let d1 = _mm256_permutevar8x32_ps(dv, lanes[2 * pair + 1]);
+                    acc[0] = _mm256_fmadd_ps(dot(w0, b0), d0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(dot(w1, b0 + 1), d1, acc[1]);
+                }
+                bi += 8;
+            }
+            for bi in bi..nb {
+                let bytes = _mm_loadu_si128(q.add(bi * Q4_BYTES) as *const __m128i);
+                let m4 = _mm_set1_epi8(0x0f);
+                let lo = _mm_and_si128(bytes, m4);
+                let hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), m4);
+                let d = _mm256_mul_ps(scale(ds[bi]), _mm256_broadcast_ss(&xq.d[bi]));
+                acc[0] = _mm256_fmadd_ps(dot(_mm256_set_m128i(hi, lo), bi), d, acc[0]);
+            }
+            out.set(0, j, hsum(_mm256_add_ps(acc[0], acc[1])));
+        }
     }
 }
 
