@@ -14,6 +14,9 @@ use candle::DType;
 use candle_nn::VarBuilder;
 use gemm::{gemm, Parallelism};
 
+use moshi::nn::MaybeQuantizedVarBuilder;
+
+use crate::lm::Norm;
 use crate::simd::{thin_matmul, THIN_MAX};
 use crate::stream_conv::threads;
 
@@ -49,15 +52,10 @@ fn linear(par: Parallelism, x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: us
     }
 }
 
-fn layer_norm(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
-    let d = w.len();
+/// `norm` on each `d`-wide row of `x` (one per frame of the step).
+fn norm_rows(norm: &Norm, x: &[f32], y: &mut [f32], d: usize) {
     for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let mean = xr.iter().sum::<f32>() / d as f32;
-        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-        let inv = 1.0 / (var + 1e-5).sqrt();
-        for i in 0..d {
-            yr[i] = (xr[i] - mean) * inv * w[i] + b[i];
-        }
+        norm.apply(xr, yr);
     }
 }
 
@@ -92,8 +90,8 @@ fn erf(x: f64) -> f64 {
 
 #[derive(Clone, Debug)]
 struct Layer {
-    norm1: (Vec<f32>, Vec<f32>),
-    norm2: (Vec<f32>, Vec<f32>),
+    norm1: Norm,
+    norm2: Norm,
     in_proj: std::sync::Arc<[f32]>,
     out_proj: std::sync::Arc<[f32]>,
     linear1: std::sync::Arc<[f32]>,
@@ -122,17 +120,8 @@ impl Layer {
                 .to_vec1::<f32>()?
                 .into())
         };
-        let norm = |vb: VarBuilder| -> candle::Result<(Vec<f32>, Vec<f32>)> {
-            let w = if vb.contains_tensor("alpha") {
-                vb.get((1, 1, d), "alpha")?
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-            } else {
-                get1(&vb, d, "weight")?
-            };
-            Ok((w, get1(&vb, d, "bias")?))
-        };
+        // The LM's pre-norm, layer-norm variant (Mimi's `alpha` or `weight`, and `bias`).
+        let norm = |vb: VarBuilder| Norm::new(cfg.norm, d, &MaybeQuantizedVarBuilder::Real(vb));
         let ff = cfg.dim_feedforward;
         Ok(Self {
             norm1: norm(vb.pp("norm1"))?,
@@ -284,7 +273,7 @@ impl MimiTransformer {
         let n_after = self.pos + t;
         let first = n_after.saturating_sub(ctx);
         for l in self.layers.iter_mut() {
-            layer_norm(&self.x, &l.norm1.0, &l.norm1.1, &mut self.h);
+            norm_rows(&l.norm1, &self.x, &mut self.h, d);
             linear(self.par, &self.h, &l.in_proj, &mut self.qkv, t, d, 3 * d);
             for s in 0..t {
                 let rope = &self.rope[s * half..(s + 1) * half];
@@ -337,7 +326,7 @@ impl MimiTransformer {
             for (i, x) in self.x.iter_mut().enumerate() {
                 *x += l.scale1[i % d] * self.o[i];
             }
-            layer_norm(&self.x, &l.norm2.0, &l.norm2.1, &mut self.h);
+            norm_rows(&l.norm2, &self.x, &mut self.h, d);
             linear(self.par, &self.h, &l.linear1, &mut self.f, t, d, ff);
             gelu_erf(&mut self.f);
             linear(self.par, &self.f, &l.linear2, &mut self.o, t, ff, d);

@@ -162,6 +162,12 @@ impl Matrix {
         }
     }
 
+    /// Whether [`row_into`](Self::row_into) reads a row directly (every
+    /// format but candle's quantisations, which dequantise the whole matrix).
+    pub fn reads_rows(&self) -> bool {
+        !matches!(self.store, Store::Candle(_))
+    }
+
     /// Whether products with this matrix split across threads.
     pub(crate) fn splits(&self) -> bool {
         self.rows * self.cols >= SPLIT_MIN
@@ -218,7 +224,8 @@ impl Matrix {
                 }
             }
             Store::Candle(m) => {
-                // Rare path (an embedding in a k-quant): dequantise the matrix once.
+                // Whole-matrix dequantisation: callers that look rows up often
+                // expand such a matrix once instead (see `reads_rows`).
                 let w = match m.as_ref() {
                     QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
                     QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,

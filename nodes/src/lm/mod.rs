@@ -14,5 +14,5 @@ mod transformer;
 
 pub use matrix::Matrix;
 pub use model::{LmBackbone, LmDepformer};
-pub(crate) use transformer::dot;
+pub(crate) use transformer::{dot, Norm};
 pub use transformer::{KvState, Transformer};

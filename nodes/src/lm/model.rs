@@ -49,16 +49,18 @@ impl Embedding {
         low_rank: Option<usize>,
         vb: &MaybeQuantizedVarBuilder,
     ) -> Result<Self> {
-        Ok(match low_rank {
-            None => Self {
-                table: matrix(vb, (vocab, dim), "weight")?,
-                low_rank: None,
-            },
-            Some(r) => Self {
-                table: matrix(vb, (vocab, r), "weight")?,
-                low_rank: Some(matrix(&vb.pp("low_rank"), (dim, r), "weight")?),
-            },
-        })
+        let width = low_rank.unwrap_or(dim);
+        let mut table = matrix(vb, (vocab, width), "weight")?;
+        if !table.reads_rows() {
+            // A quantisation our kernels do not read (k-quants, …): expand
+            // the table once here, not on every lookup.
+            table = Matrix::from_tensor(&vb.get_as_tensor((vocab, width), "weight")?)?;
+        }
+        let low_rank = match low_rank {
+            Some(r) => Some(matrix(&vb.pp("low_rank"), (dim, r), "weight")?),
+            None => None,
+        };
+        Ok(Self { table, low_rank })
     }
 
     /// `out += emb(token)`; `tmp` holds a table row.
