@@ -15,6 +15,7 @@ use gemm::Parallelism;
 use moshi::quantization::SplitResidualVectorQuantizer;
 
 use crate::mimi_transformer::MimiTransformer;
+use crate::pool::on_pool;
 use crate::seanet::{conv, conv_weight, SeanetDecoder, SeanetEncoder};
 use crate::stream_conv::{ConvShape, InputAct, LeftPad, StreamConv1d, StreamDepthwiseConvTr1d};
 
@@ -24,6 +25,17 @@ fn parallelism() -> Parallelism {
     match candle::utils::get_num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
+    }
+}
+
+/// Threads a step hops to the pool with: the kernels' threads when the
+/// transformer's products are wide enough to split (real-size Mimi), else 1
+/// (a tiny codec runs inline on the caller).
+fn pool_threads(par: Parallelism, transformer: &MimiTransformer) -> usize {
+    if transformer.splits() {
+        crate::stream_conv::threads(par)
+    } else {
+        1
     }
 }
 
@@ -47,6 +59,8 @@ pub struct MimiEncoder {
     downsample: StreamConv1d,
     quantizer: SplitResidualVectorQuantizer,
     dim: usize,
+    /// Threads for [`on_pool`]: > 1 only when the products split.
+    pool: usize,
 }
 
 impl MimiEncoder {
@@ -83,8 +97,9 @@ impl MimiEncoder {
         )?;
         Ok(Self {
             seanet,
-            transformer,
             downsample,
+            pool: pool_threads(par, &transformer),
+            transformer,
             quantizer,
             dim,
         })
@@ -92,6 +107,10 @@ impl MimiEncoder {
 
     /// Encodes one frame into `codes` (`n_q` of them).
     pub fn encode_step(&mut self, pcm: &[f32], codes: &mut Vec<u32>) -> candle::Result<()> {
+        on_pool(self.pool, || self.encode_on_pool(pcm, codes))
+    }
+
+    fn encode_on_pool(&mut self, pcm: &[f32], codes: &mut Vec<u32>) -> candle::Result<()> {
         let x = self.seanet.step(pcm);
         let x = self.transformer.step(x);
         let z = self.downsample.step(x, None);
@@ -116,6 +135,8 @@ pub struct MimiDecoder {
     upsample: StreamDepthwiseConvTr1d,
     transformer: MimiTransformer,
     seanet: SeanetDecoder,
+    /// Threads for [`on_pool`]: > 1 only when the products split.
+    pool: usize,
 }
 
 impl MimiDecoder {
@@ -149,6 +170,7 @@ impl MimiDecoder {
         Ok(Self {
             quantizers,
             upsample,
+            pool: pool_threads(par, &transformer),
             transformer,
             seanet,
         })
@@ -161,6 +183,15 @@ impl MimiDecoder {
     /// Decodes one frame from the first `depth` of `codes` (clamped to what is
     /// available) into `out` (1920 samples).
     pub fn decode_step(
+        &mut self,
+        codes: &[u32],
+        depth: usize,
+        out: &mut Vec<f32>,
+    ) -> candle::Result<()> {
+        on_pool(self.pool, || self.decode_on_pool(codes, depth, out))
+    }
+
+    fn decode_on_pool(
         &mut self,
         codes: &[u32],
         depth: usize,

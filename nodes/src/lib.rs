@@ -41,6 +41,7 @@ pub mod knobs;
 pub mod lm;
 pub mod mimi_transformer;
 pub mod output;
+mod pool;
 pub mod precision;
 pub mod pytorch_layout;
 pub mod resample;

@@ -231,6 +231,11 @@ impl MimiTransformer {
         self.pos = 0;
     }
 
+    /// Whether its products split across threads (see [`thin_matmul`]).
+    pub fn splits(&self) -> bool {
+        threads(self.par) > 1 && self.d * self.ff >= crate::simd::SPLIT_MIN
+    }
+
     /// One step: `x` is (d, t) (conv layout); returns (d, t).
     pub fn step(&mut self, x: &[f32]) -> &[f32] {
         #[cfg(target_arch = "x86_64")]

@@ -112,133 +112,29 @@ fn scan<const N: usize>(bytes: &[u8], bad: impl Fn([u8; N]) -> bool) -> Option<u
 /// matrix product with a thin side, as in a streaming step (one or two frames
 /// through a wide layer). It is bound by reading `w`; gemm packs (copies) `w`
 /// before multiplying, which for so few columns triples the memory traffic.
-/// This reads every weight exactly once, FMAs it against all `m` rows, and
+/// This reads every weight exactly once, with the LM's f32 kernel (four
+/// 8-wide accumulators per row, weights loaded once for all `m` rows), and
 /// splits the rows of `w` across the rayon pool when `threads > 1`.
 ///
 /// `w` is (n × k) row-major, `x` is (m × k) row-major; `y` element (t, j) is at
 /// `t·y_t + j·y_j`.
-#[allow(clippy::too_many_arguments)]
 pub fn thin_matmul(
     w: &[f32],
     x: &[f32],
-    (m, k, n): (usize, usize, usize),
+    mkn: (usize, usize, usize),
     y: &mut [f32],
-    (y_t, y_j): (usize, usize),
+    y_strides: (usize, usize),
     accumulate: bool,
     threads: usize,
 ) {
-    assert!(m <= THIN_MAX && w.len() >= n * k && x.len() >= m * k);
-    assert!(m == 0 || n == 0 || y.len() > (m - 1) * y_t + (n - 1) * y_j);
-    let out = SendPtr(y.as_mut_ptr());
-    let run = |j0: usize, j1: usize| {
-        // Safety: rows [j0, j1) of `y` are written by this call only; bounds asserted above.
-        unsafe { thin_rows(w, x, m, k, j0, j1, out, (y_t, y_j), accumulate) }
-    };
-    // Split only when each half reads at least ~256 KiB of weights.
-    let parts = if threads > 1 && n * k >= 1 << 17 {
-        threads.min(n)
-    } else {
-        1
-    };
-    if parts <= 1 {
-        return run(0, n);
-    }
-    let per = n.div_ceil(parts);
-    rayon::scope(|s| {
-        for p in 1..parts {
-            let run = &run;
-            s.spawn(move |_| run((p * per).min(n), ((p + 1) * per).min(n)));
-        }
-        run(0, per.min(n));
-    });
+    crate::lm::matrix::f32_product(w, x, mkn, y, y_strides, accumulate, threads)
 }
+
+/// Fewest weights (~512 KiB) a [`thin_matmul`] splits across threads.
+pub const SPLIT_MIN: usize = crate::lm::matrix::SPLIT_MIN;
 
 /// Most rows [`thin_matmul`] takes.
-pub const THIN_MAX: usize = 4;
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// Safety: callers write disjoint elements through it (see `thin_matmul`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn thin_rows(
-    w: &[f32],
-    x: &[f32],
-    m: usize,
-    k: usize,
-    j0: usize,
-    j1: usize,
-    y: SendPtr,
-    ys: (usize, usize),
-    acc: bool,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return thin_rows_avx2(w, x, m, k, j0, j1, y, ys, acc);
-        }
-    }
-    thin_rows_portable(w, x, m, k, j0, j1, y, ys, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn thin_rows_avx2(
-    w: &[f32],
-    x: &[f32],
-    m: usize,
-    k: usize,
-    j0: usize,
-    j1: usize,
-    y: SendPtr,
-    ys: (usize, usize),
-    acc: bool,
-) {
-    thin_rows_portable(w, x, m, k, j0, j1, y, ys, acc)
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn thin_rows_portable(
-    w: &[f32],
-    x: &[f32],
-    m: usize,
-    k: usize,
-    j0: usize,
-    j1: usize,
-    y: SendPtr,
-    (y_t, y_j): (usize, usize),
-    acc: bool,
-) {
-    const L: usize = 8;
-    let kk = k / L * L;
-    for j in j0..j1 {
-        let wr = &w[j * k..(j + 1) * k];
-        // One 8-wide accumulator per input row: the weights are loaded once.
-        let mut a = [[0f32; L]; THIN_MAX];
-        for i in (0..kk).step_by(L) {
-            let wv: &[f32; L] = wr[i..i + L].try_into().expect("8 lanes");
-            for t in 0..m {
-                let xv: &[f32; L] = x[t * k + i..t * k + i + L].try_into().expect("8 lanes");
-                for l in 0..L {
-                    a[t][l] = wv[l].mul_add(xv[l], a[t][l]);
-                }
-            }
-        }
-        for t in 0..m {
-            let mut s: f32 = a[t].iter().sum();
-            for i in kk..k {
-                s = wr[i].mul_add(x[t * k + i], s);
-            }
-            let p = y.0.add(t * y_t + j * y_j);
-            *p = if acc { *p + s } else { s };
-        }
-    }
-}
+pub const THIN_MAX: usize = crate::lm::matrix::MAX_ROWS;
 
 #[cfg(test)]
 mod tests {

@@ -247,7 +247,7 @@ impl Matrix {
                 y.len()
             );
         }
-        let out = Out(y.as_mut_ptr(), n);
+        let out = Out::dense(y, n);
         match &self.store {
             Store::F32(w) => {
                 split_rows(n, k, threads, out, |a, b, o| rows_f32(w, x, m, k, a, b, o))
@@ -278,23 +278,68 @@ impl Matrix {
     }
 }
 
-/// Where a kernel writes: element (t, j) of an (m × n) output.
+/// Where a kernel writes: element (t, j) of an (m × n) output at
+/// `t · t_stride + j · j_stride`, stored or added to what is there.
 #[derive(Clone, Copy)]
-struct Out(*mut f32, usize);
+struct Out {
+    ptr: *mut f32,
+    t_stride: usize,
+    j_stride: usize,
+    accumulate: bool,
+}
 // Safety: each call of a kernel writes only its own rows [a, b) (see `split_rows`).
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
+    /// Dense row-major (m × n), overwritten.
+    fn dense(y: &mut [f32], n: usize) -> Self {
+        Self {
+            ptr: y.as_mut_ptr(),
+            t_stride: n,
+            j_stride: 1,
+            accumulate: false,
+        }
+    }
+
     /// Safety: `t < m`, `j < n` of the buffer this was made from, and no
     /// other thread writes element (t, j).
     unsafe fn set(self, t: usize, j: usize, v: f32) {
-        *self.0.add(t * self.1 + j) = v;
+        let p = self.ptr.add(t * self.t_stride + j * self.j_stride);
+        *p = if self.accumulate { *p + v } else { v };
     }
 }
 
+/// `y[t][j] (+)= Σ_i w[j][i] · x[t][i]` for f32 weights held outside a
+/// [`Matrix`] (Mimi's convolutions and transformer), with any output layout:
+/// element (t, j) at `t · y_t + j · y_j`. Same kernels and splitting as
+/// [`Matrix::matvec`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn f32_product(
+    w: &[f32],
+    x: &[f32],
+    (m, k, n): (usize, usize, usize),
+    y: &mut [f32],
+    (y_t, y_j): (usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(m <= MAX_ROWS && w.len() >= n * k && x.len() >= m * k);
+    assert!(m == 0 || n == 0 || y.len() > (m - 1) * y_t + (n - 1) * y_j);
+    if m == 0 {
+        return;
+    }
+    let out = Out {
+        ptr: y.as_mut_ptr(),
+        t_stride: y_t,
+        j_stride: y_j,
+        accumulate,
+    };
+    split_rows(n, k, threads, out, |a, b, o| rows_f32(w, x, m, k, a, b, o));
+}
+
 /// Weights (elements) a product needs before it is split across threads.
-pub(crate) const SPLIT_MIN: usize = 1 << 17;
+pub const SPLIT_MIN: usize = 1 << 17;
 
 /// Runs `kernel(a, b, out)` over row ranges, in parallel when the matrix
 /// reads at least ~256 KiB (below that, scheduling costs more than it saves).
@@ -953,7 +998,7 @@ mod tests {
             };
             let mut xq = QuantizedRows::default();
             xq.quantize(&x, k);
-            block_portable(&blocks, per, &xq, (2, k, 0, n), Out(a.as_mut_ptr(), n));
+            block_portable(&blocks, per, &xq, (2, k, 0, n), Out::dense(&mut a, n));
             let mat = Matrix::from_qtensor(Arc::new(qt)).unwrap();
             mat.matvec(&x, 2, &mut b, 1).unwrap();
             for (p, s) in a.iter().zip(&b) {

@@ -13,26 +13,7 @@ use moshi::nn::MaybeQuantizedVarBuilder;
 use super::matrix::Matrix;
 use super::transformer::{matrix, KvState, Norm, Scratch, Transformer};
 
-/// Threads a step may use: candle's choice (`RAYON_NUM_THREADS`, else the
-/// CPU count), read once.
-fn threads() -> usize {
-    candle::utils::get_num_threads().max(1)
-}
-
-/// Runs a whole step on a rayon worker when it splits products across
-/// threads (`threads > 1`, set only for models wide enough): each split is
-/// then a push to the worker's own queue that a spinning sibling steals, not
-/// a wake-up of the pool from outside (q8 backbone 1024×16: 19.7 → 13.9 ms).
-/// A model too small to split runs inline: the hop would only add latency.
-fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    if threads > 1 && rayon::current_thread_index().is_none() {
-        let mut out = None;
-        rayon::scope(|_| out = Some(f()));
-        out.expect("the scope ran the step")
-    } else {
-        f()
-    }
-}
+use crate::pool::{on_pool, threads};
 
 /// An embedding table (vocab × dim), optionally low-rank (then `low_rank`
 /// maps its rows up to the model width).
