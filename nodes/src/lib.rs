@@ -54,6 +54,7 @@ pub mod spec;
 pub mod speech;
 pub mod stream_conv;
 pub mod weights;
+pub mod weights_mem;
 
 pub use bundle::ModelBundle;
 pub use errors::ModelError;

@@ -19,6 +19,7 @@ use moshi::nn::MaybeQuantizedVarBuilder;
 use crate::lm::Norm;
 use crate::simd::{thin_matmul, THIN_MAX};
 use crate::stream_conv::threads;
+use crate::weights_mem::Weights;
 
 /// `y (m × n) = x (m × k) · Wᵀ` with `W` (n × k) row-major.
 fn linear(par: Parallelism, x: &[f32], w: &[f32], y: &mut [f32], m: usize, k: usize, n: usize) {
@@ -92,10 +93,10 @@ fn erf(x: f64) -> f64 {
 struct Layer {
     norm1: Norm,
     norm2: Norm,
-    in_proj: std::sync::Arc<[f32]>,
-    out_proj: std::sync::Arc<[f32]>,
-    linear1: std::sync::Arc<[f32]>,
-    linear2: std::sync::Arc<[f32]>,
+    in_proj: Weights<f32>,
+    out_proj: Weights<f32>,
+    linear1: Weights<f32>,
+    linear2: Weights<f32>,
     scale1: Vec<f32>,
     scale2: Vec<f32>,
     /// Ring of (context, d) keys and values (RoPE applied to keys).
@@ -109,17 +110,15 @@ impl Layer {
         let get1 = |vb: &VarBuilder, n: usize, name: &str| -> candle::Result<Vec<f32>> {
             vb.get(n, name)?.to_dtype(DType::F32)?.to_vec1::<f32>()
         };
-        let get2 = |vb: &VarBuilder,
-                    (r, c): (usize, usize),
-                    name: &str|
-         -> candle::Result<std::sync::Arc<[f32]>> {
-            Ok(vb
-                .get((r, c), name)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .into())
-        };
+        let get2 =
+            |vb: &VarBuilder, (r, c): (usize, usize), name: &str| -> candle::Result<Weights<f32>> {
+                Ok(vb
+                    .get((r, c), name)?
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+                    .into())
+            };
         // The LM's pre-norm, layer-norm variant (Mimi's `alpha` or `weight`, and `bias`).
         let norm = |vb: VarBuilder| Norm::new(cfg.norm, d, &MaybeQuantizedVarBuilder::Real(vb));
         let ff = cfg.dim_feedforward;

@@ -16,11 +16,10 @@
 //! The results equal candle's to float rounding (different summation order;
 //! `nodes/tests/parity.rs` states the tolerance).
 
-use std::sync::Arc;
-
 use gemm::{gemm, Parallelism};
 
 use crate::simd::{thin_matmul, THIN_MAX};
+use crate::weights_mem::Weights;
 
 /// Activation applied to a layer's input (SEANet puts ELU before its convs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +150,7 @@ pub struct StreamConv1d {
     par: Parallelism,
     /// k (c_out, c_in) matrices; when `t_out` is thin, one (c_out, k·c_in)
     /// matrix instead. Shared by clones (each clone has its own state).
-    taps: Arc<[f32]>,
+    taps: Weights<f32>,
     bias: Option<Vec<f32>>,
     t_in: usize,
     t_out: usize,
@@ -317,7 +316,7 @@ pub struct StreamConvTr1d {
     s: ConvShape,
     act: InputAct,
     par: Parallelism,
-    taps: Arc<[f32]>,
+    taps: Weights<f32>,
     bias: Option<Vec<f32>>,
     t_in: usize,
     /// (c_in, t_in) activated input.

@@ -22,6 +22,8 @@ use candle::quantized::{GgmlDType, QMatMul, QTensor};
 use candle::{DType, Device, Tensor};
 use half::{bf16, f16};
 
+use crate::weights_mem::Weights;
+
 /// Rows of activations a kernel call takes at most (a streaming step: 1).
 pub const MAX_ROWS: usize = 4;
 /// Elements per q8_0 / q4_0 block.
@@ -36,9 +38,9 @@ const Q4_BYTES: usize = 16;
 #[derive(Clone)]
 struct Blocks {
     /// Per block (row-major), the scale's f16 bits.
-    d: Arc<[u16]>,
+    d: Weights<u16>,
     /// Per block, `Q8_BYTES` int8 or `Q4_BYTES` nibble pairs.
-    q: Arc<[u8]>,
+    q: Weights<u8>,
 }
 
 impl Blocks {
@@ -60,9 +62,9 @@ impl Blocks {
 
 #[derive(Clone)]
 enum Store {
-    F32(Arc<[f32]>),
-    F16(Arc<[f16]>),
-    Bf16(Arc<[bf16]>),
+    F32(Weights<f32>),
+    F16(Weights<f16>),
+    Bf16(Weights<bf16>),
     /// Per 32 weights an f16 scale and 32 i8.
     Q8_0(Blocks),
     /// Per 32 weights an f16 scale and 16 bytes: element j in the low
