@@ -11,11 +11,34 @@ use antiphon_nodes::family::{self, Family, Task};
 use antiphon_nodes::ModelBundle;
 use candle::DType;
 
-fn tmp(name: &str) -> PathBuf {
+/// A scratch folder, removed when dropped (a real-size Mimi is 330 MB; a
+/// test run must not leave that behind on the machine that runs it).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> Scratch {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("families-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    d
+    Scratch(d)
 }
 
 fn load_err(dir: &Path) -> String {
@@ -56,7 +79,7 @@ fn kyutai_mimi_file_alone_is_the_codec() {
 }
 
 /// Hibiki's stand-in written in kyutai's layout (no manifest), in `name`.
-fn hibiki_in_kyutai_layout(name: &str) -> std::path::PathBuf {
+fn hibiki_in_kyutai_layout(name: &str) -> Scratch {
     let d = tmp(name);
     write_lm_model(
         &d,
