@@ -161,7 +161,9 @@ impl ModelBundle {
                 .map_err(|e| ModelError::config(dir.join(MANIFEST_FILE), e))?,
             None => recognise(&dir)?,
         };
-        family.load(&dir, manifest, opts)
+        let bundle = family.load(&dir, manifest, opts);
+        release_load_temporaries();
+        bundle
     }
 
     /// A bundle of Mimi (loaded from `manifest.mimi`) and, when the manifest
@@ -536,4 +538,15 @@ fn silence_codes(encoder: &MimiEncoder) -> candle::Result<Vec<u32>> {
         m.encode_step(&zeros, &mut codes)?;
     }
     Ok(codes)
+}
+
+/// Hands the heap pages freed during a load (dtype conversions, file
+/// buffers) back to the OS: glibc keeps them otherwise, and a bf16 LM would
+/// stay resident at ~2.4 instead of 2.0 bytes per parameter.
+fn release_load_temporaries() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: a plain libc call with no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

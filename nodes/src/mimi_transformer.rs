@@ -112,12 +112,7 @@ impl Layer {
         };
         let get2 =
             |vb: &VarBuilder, (r, c): (usize, usize), name: &str| -> candle::Result<Weights<f32>> {
-                Ok(vb
-                    .get((r, c), name)?
-                    .to_dtype(DType::F32)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .into())
+                Weights::from_tensor(&vb.get((r, c), name)?.to_dtype(DType::F32)?)
             };
         // The LM's pre-norm, layer-norm variant (Mimi's `alpha` or `weight`, and `bias`).
         let norm = |vb: VarBuilder| Norm::new(cfg.norm, d, &MaybeQuantizedVarBuilder::Real(vb));

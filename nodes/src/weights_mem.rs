@@ -58,6 +58,23 @@ impl<T: Copy> From<&[T]> for Weights<T> {
     }
 }
 
+impl<T: candle::WithDType> Weights<T> {
+    /// A tensor's elements (made contiguous, on the CPU), copied straight
+    /// from candle's storage: no intermediate `Vec`, whose freed pages would
+    /// stay resident in the heap beside the weights.
+    pub fn from_tensor(t: &candle::Tensor) -> candle::Result<Self> {
+        let t = t.to_device(&candle::Device::Cpu)?.contiguous()?;
+        let (storage, layout) = t.storage_and_layout();
+        let candle::Storage::Cpu(cpu) = &*storage else {
+            candle::bail!("weights are not on the CPU")
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle::bail!("weights are not contiguous")
+        };
+        Ok(Self::from(&cpu.as_slice::<T>()?[a..b]))
+    }
+}
+
 struct Buf<T> {
     ptr: NonNull<T>,
     len: usize,

@@ -92,11 +92,10 @@ impl Matrix {
     /// A 2-D float tensor, kept in its own dtype (f32, f16 or bf16).
     pub fn from_tensor(t: &Tensor) -> candle::Result<Self> {
         let (rows, cols) = t.dims2()?;
-        let t = t.to_device(&Device::Cpu)?.flatten_all()?;
         let store = match t.dtype() {
-            DType::F32 => Store::F32(t.to_vec1::<f32>()?.into()),
-            DType::F16 => Store::F16(t.to_vec1::<f16>()?.into()),
-            DType::BF16 => Store::Bf16(t.to_vec1::<bf16>()?.into()),
+            DType::F32 => Store::F32(Weights::from_tensor(t)?),
+            DType::F16 => Store::F16(Weights::from_tensor(t)?),
+            DType::BF16 => Store::Bf16(Weights::from_tensor(t)?),
             d => candle::bail!("no LM kernel for {d:?} weights"),
         };
         Ok(Self { rows, cols, store })
