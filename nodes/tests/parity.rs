@@ -164,3 +164,65 @@ fn nodes_match_the_moshi_crate() {
         "parity: {steps} steps, codes identical, {decoded_frames} frames / {compared_audio} samples within {max_diff:e} (peak {peak})"
     );
 }
+
+/// Real-size Mimi (kyutai v0.1 shapes, seeded weights): the layers are wide
+/// enough that every thin product and thin conv splits across the pool and
+/// each step runs on a pool worker; codes and audio still equal the moshi
+/// crate's. (The tiny built-in model above never splits.)
+#[test]
+fn real_size_mimi_on_the_pool_matches_the_moshi_crate() {
+    use antiphon_nodes::builtin::make_mimi_tensors;
+    use antiphon_nodes::codec::{MimiDecoder, MimiEncoder};
+    use antiphon_nodes::spec::MimiSpec;
+
+    let threads = candle::utils::get_num_threads();
+    if threads < 2 {
+        println!("SKIPPED: one kernel thread here, so nothing splits across the pool");
+        return;
+    }
+    let spec = MimiSpec::kyutai_v0_1(8);
+    let cfg = spec.to_moshi().unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(
+        make_mimi_tensors(&spec, 1).unwrap().into_iter().collect(),
+        candle::DType::F32,
+        &Device::Cpu,
+    );
+    let mut ref_enc = moshi::mimi::Mimi::new(cfg.clone(), vb.clone()).unwrap();
+    let mut ref_dec = ref_enc.clone();
+    let mut enc = MimiEncoder::new(&cfg, 1920, vb.clone()).unwrap();
+    let mut dec = MimiDecoder::new(&cfg, 1920, vb).unwrap();
+    let (mut codes, mut pcm) = (Vec::new(), Vec::new());
+    let (mut max_diff, mut peak) = (0f32, 0f32);
+    for k in 0..6 {
+        let x = signal(1920, k * 1920);
+        let t = Tensor::from_slice(&x, (1, 1, 1920), &Device::Cpu).unwrap();
+        let rc = ref_enc
+            .encode_step(&StreamTensor::from_tensor(t), &StreamMask::empty())
+            .unwrap();
+        let rc = rc.as_option().unwrap().clone();
+        let rcv: Vec<u32> = rc.flatten_all().unwrap().to_vec1().unwrap();
+        enc.encode_step(&x, &mut codes).unwrap();
+        assert_eq!(codes, rcv, "real-size codes at frame {k}");
+        let ra: Vec<f32> = ref_dec
+            .decode_step(&StreamTensor::from_tensor(rc), &StreamMask::empty())
+            .unwrap()
+            .as_option()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        dec.decode_step(&rcv, rcv.len(), &mut pcm).unwrap();
+        assert_eq!(pcm.len(), ra.len());
+        for (a, b) in ra.iter().zip(&pcm) {
+            max_diff = max_diff.max((a - b).abs());
+            peak = peak.max(a.abs());
+        }
+    }
+    println!("real-size Mimi, {threads} threads: max |diff| {max_diff:e}, peak {peak}");
+    assert!(peak > 0.1, "the decoder produced sound (peak {peak})");
+    assert!(
+        max_diff <= DECODE_TOLERANCE,
+        "real-size decoded audio: max |diff| {max_diff:e}"
+    );
+}
