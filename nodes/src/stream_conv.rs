@@ -90,44 +90,46 @@ pub(crate) fn threads(par: Parallelism) -> usize {
     }
 }
 
-/// Kernel taps repacked from (out, in, k) to k contiguous (out, in) matrices.
-fn taps_from_oik(w: &[f32], c_out: usize, c_in: usize, k: usize) -> Vec<f32> {
-    let mut taps = vec![0.0; w.len()];
+/// A conv weight of `c_out × c_in × k` elements repacked: element
+/// (o, c, j) moves from `src(o, c, j)` to `dst(o, c, j)`.
+fn repack(
+    w: &[f32],
+    (c_out, c_in, k): (usize, usize, usize),
+    src: impl Fn(usize, usize, usize) -> usize,
+    dst: impl Fn(usize, usize, usize) -> usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
     for o in 0..c_out {
         for c in 0..c_in {
             for j in 0..k {
-                taps[(j * c_out + o) * c_in + c] = w[(o * c_in + c) * k + j];
+                out[dst(o, c, j)] = w[src(o, c, j)];
             }
         }
     }
-    taps
+    out
+}
+
+/// Kernel taps repacked from (out, in, k) to k contiguous (out, in) matrices.
+fn taps_from_oik(w: &[f32], c_out: usize, c_in: usize, k: usize) -> Vec<f32> {
+    let src = |o, c, j| (o * c_in + c) * k + j;
+    repack(w, (c_out, c_in, k), src, |o, c, j| {
+        (j * c_out + o) * c_in + c
+    })
 }
 
 /// Weights repacked from (out, in, k) to (out, k, in): one row per output
 /// channel holding every tap, for a thin step's single product.
 fn rows_from_oik(w: &[f32], c_out: usize, c_in: usize, k: usize) -> Vec<f32> {
-    let mut rows = vec![0.0; w.len()];
-    for o in 0..c_out {
-        for c in 0..c_in {
-            for j in 0..k {
-                rows[(o * k + j) * c_in + c] = w[(o * c_in + c) * k + j];
-            }
-        }
-    }
-    rows
+    let src = |o, c, j| (o * c_in + c) * k + j;
+    repack(w, (c_out, c_in, k), src, |o, c, j| (o * k + j) * c_in + c)
 }
 
 /// Kernel taps repacked from (in, out, k) (transposed conv) to k contiguous (out, in) matrices.
 fn taps_from_iok(w: &[f32], c_in: usize, c_out: usize, k: usize) -> Vec<f32> {
-    let mut taps = vec![0.0; w.len()];
-    for c in 0..c_in {
-        for o in 0..c_out {
-            for j in 0..k {
-                taps[(j * c_out + o) * c_in + c] = w[(c * c_out + o) * k + j];
-            }
-        }
-    }
-    taps
+    let src = |o, c, j| (c * c_out + o) * k + j;
+    repack(w, (c_out, c_in, k), src, |o, c, j| {
+        (j * c_out + o) * c_in + c
+    })
 }
 
 /// Shape of a conv layer.
