@@ -77,8 +77,13 @@ fn memory_and_step_time_stay_flat_over_a_long_stream() {
         late * 1e3,
         n - c,
     );
+    // A step here is ~0.1 ms, and on a shared 2-core VM a whole 100-step
+    // window can run ~1.6× slower than another (seen: 0.102 / 0.168 ms with
+    // the window's state unchanged). A KV cache or history that kept growing
+    // would make the last window attend over 20 000 steps instead of 100: many
+    // times slower, far past this bound.
     assert!(
-        late < early * 1.5,
+        late < early * 2.5,
         "step time grew after the window filled: {early} → {late}"
     );
     assert_eq!(
