@@ -15,15 +15,15 @@ use gemm::Parallelism;
 use moshi::quantization::SplitResidualVectorQuantizer;
 
 use crate::mimi_transformer::MimiTransformer;
-use crate::pool::on_pool;
+use crate::pool::{on_pool, threads};
 use crate::seanet::{conv, conv_weight, SeanetDecoder, SeanetEncoder};
 use crate::stream_conv::{ConvShape, InputAct, LeftPad, StreamConv1d, StreamDepthwiseConvTr1d};
 
-/// Worker threads a kernel may use: candle's own choice (`RAYON_NUM_THREADS`,
-/// else the CPU count), read once rather than per matmul.
+/// Worker threads a kernel may use ([`threads`], as the LM uses), read
+/// once rather than per matmul.
 fn parallelism() -> Parallelism {
-    match candle::utils::get_num_threads() {
-        0 | 1 => Parallelism::None,
+    match threads() {
+        1 => Parallelism::None,
         n => Parallelism::Rayon(n),
     }
 }
